@@ -1,0 +1,37 @@
+"""Settings: read once at the edge (environment with prefix SIGNOFF_, or flags) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Where signoff keeps its state and how it runs tasks.
+
+    By default everything lives in ``.signoff/`` under the current folder: the SQLite
+    database ``signoff.db``, run folders and endpoint logs.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SIGNOFF_", extra="ignore")
+
+    home: Path = Field(default=Path(".signoff"), description="folder for state and run files")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite in the home folder"
+    )
+    slots: int | None = Field(default=None, description="parallel task slots; default: cores")
+    user: str | None = Field(default=None, description="who this CLI acts as on a laptop")
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_home / 'signoff.db'}"

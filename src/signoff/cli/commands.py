@@ -1,0 +1,415 @@
+"""The commands of ``signoff``: run, runs, show, logs, approve, reject, endpoints, demo, ..."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from signoff.bootstrap import App, Settings, build_app
+from signoff.cli import views
+from signoff.cli.progress import ProgressObserver
+from signoff.domain.specs import ParamValue
+from signoff.domain.states import RunState
+from signoff.errors import SignoffError
+from signoff.review.decide import decide
+from signoff.spec import load_flow
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="signoff",
+    help="Machine-learning pipelines with a human sign-off before production.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+endpoints_app = typer.Typer(help="Prediction endpoints.", invoke_without_command=True)
+app.add_typer(endpoints_app, name="endpoints")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _user(settings: Settings) -> str:
+    return settings.user or getpass.getuser()
+
+
+def _parse_params(items: list[str]) -> dict[str, ParamValue]:
+    params: dict[str, ParamValue] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise SignoffError(f"--param takes KEY=VALUE, got {item!r}")
+        params[key.strip()] = _typed(raw.strip())
+    return params
+
+
+def _typed(raw: str) -> ParamValue:
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _drive_with_progress(app_: App, run_id: str, *, quiet: bool) -> None:
+    observer = ProgressObserver(out, quiet=quiet)
+    run = app_.store.get_run(run_id)
+    observer.seed(run, app_.store.list_task_runs(run_id))
+    app_.engine.observer = observer
+    with observer.showing():
+        app_.engine.drive(run_id)
+
+
+def _signoff_cmd() -> str:
+    """How the user should type signoff (the venv's script when it is not on PATH)."""
+    script = Path(sys.argv[0])
+    if (
+        script.name == "signoff"
+        and script.parent != Path()
+        and str(script.parent) not in (os.environ.get("PATH", "").split(os.pathsep))
+    ):
+        try:
+            return str(script.relative_to(Path.cwd()))
+        except ValueError:
+            return str(script)
+    return "signoff"
+
+
+# --------------------------------------------------------------------------- run
+@app.command()
+def run(
+    flow_file: Annotated[Path, typer.Argument(help="The flow file (YAML).")],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE, overrides a param.")
+    ] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Start and return at once.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a run of FLOW_FILE and follow it until it ends or waits at a gate."""
+    settings = _settings()
+    loaded = load_flow(flow_file)
+    for warning in loaded.warnings:
+        err.print(f"warning: {warning}", markup=False)
+    app_ = build_app(settings)
+    try:
+        run_ = app_.engine.start_run(
+            loaded.spec,
+            base_dir=loaded.base_dir,
+            source=flow_file.read_text(),
+            params=_parse_params(param or []),
+            started_by=_user(settings),
+        )
+        if detach:
+            _spawn_driver(settings, run_.id)
+        else:
+            if not as_json:
+                out.print(f"run [bold]{run_.id}[/] of flow {run_.flow_name} started")
+            _drive_with_progress(app_, run_.id, quiet=as_json)
+        final = app_.store.get_run(run_.id)
+        if as_json:
+            _print_json(views.run_summary(app_.store, final))
+        else:
+            views.print_outcome(out, app_.store, final, _signoff_cmd())
+        if final.state in (RunState.FAILED,):
+            raise typer.Exit(1)
+    finally:
+        app_.close()
+
+
+def _spawn_driver(settings: Settings, run_id: str) -> None:
+    home = settings.resolved_home
+    log = (home / "runs" / run_id / "driver.log").open("ab")
+    env = {**os.environ, "SIGNOFF_HOME": str(home)}
+    if settings.database_url:
+        env["SIGNOFF_DATABASE_URL"] = settings.database_url
+    subprocess.Popen(
+        [sys.executable, "-m", "signoff.cli.main", "resume", run_id, "--quiet"],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=env,
+    )
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+) -> None:
+    """Continue a run from its last committed step (after a crash, or a detached start)."""
+    app_ = build_app(_settings())
+    try:
+        run_ = app_.store.get_run(run_id)
+        _drive_with_progress(app_, run_.id, quiet=quiet)
+        if not quiet:
+            views.print_outcome(out, app_.store, app_.store.get_run(run_.id), _signoff_cmd())
+    finally:
+        app_.close()
+
+
+# ----------------------------------------------------------------------- inspect
+@app.command()
+def runs(
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """List runs, newest first."""
+    app_ = build_app(_settings())
+    try:
+        items = app_.store.list_runs(limit)
+        if as_json:
+            _print_json([views.run_row(r) for r in items])
+        else:
+            views.print_runs(out, items)
+    finally:
+        app_.close()
+
+
+@app.command()
+def show(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a run: its state, every task run (params, metrics) and any gate."""
+    app_ = build_app(_settings())
+    try:
+        detail = views.run_detail(app_.store, app_.store.get_run(run_id))
+        if as_json:
+            _print_json(detail)
+        else:
+            views.print_detail(out, detail)
+    finally:
+        app_.close()
+
+
+@app.command()
+def logs(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    task: Annotated[
+        str | None, typer.Argument(help="Task name or label, e.g. train-xgb[1].")
+    ] = None,
+) -> None:
+    """Print the output of a run's task runs (all, or one task's)."""
+    app_ = build_app(_settings())
+    try:
+        run_ = app_.store.get_run(run_id)
+        trs = app_.store.list_task_runs(run_.id)
+        chosen = [tr for tr in trs if task in (None, tr.task_name, tr.label, tr.key)]
+        if task is not None and not chosen:
+            names = sorted({tr.task_name for tr in trs})
+            raise SignoffError(f"run {run_.id} has no task {task!r} (tasks: {', '.join(names)})")
+        for tr in chosen:
+            log = Path(tr.work_dir) / "stdout.log"
+            if len(chosen) > 1:
+                out.print(f"[bold]── {tr.label} ({tr.state})[/]")
+            if log.is_file():
+                sys.stdout.write(log.read_text(errors="replace"))
+                sys.stdout.flush()
+            elif len(chosen) > 1:
+                out.print("[dim](no output)[/]")
+    finally:
+        app_.close()
+
+
+# ------------------------------------------------------------------------ gates
+def _decide(run_id: str, as_user: str, comment: str | None, approve: bool, as_json: bool) -> None:
+    from signoff.engine.engine import new_id
+
+    app_ = build_app(_settings())
+    try:
+        run_ = app_.store.get_run(run_id)
+        result = decide(
+            app_.store,
+            app_.engine.clock,
+            run_.id,
+            actor=as_user,
+            approve=approve,
+            comment=comment,
+            channel="cli",
+            new_id=new_id,
+        )
+        verb = "approved" if approve else "rejected"
+        if not as_json:
+            out.print(f"{as_user} {verb} run {run_.id}: gate is now {result.state}")
+        if result.state.is_terminal:
+            _drive_with_progress(app_, run_.id, quiet=as_json)
+        final = app_.store.get_run(run_.id)
+        if as_json:
+            _print_json(
+                {
+                    **views.run_summary(app_.store, final),
+                    "decision": verb,
+                    "gate_state": result.state.value,
+                }
+            )
+        else:
+            views.print_outcome(out, app_.store, final, _signoff_cmd())
+    finally:
+        app_.close()
+
+
+AsOpt = Annotated[str, typer.Option("--as", help="The approver (a target of the gate).")]
+
+
+@app.command()
+def approve(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    as_user: AsOpt,
+    comment: Annotated[str | None, typer.Option("--comment", "-m")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve the run's open gate; the run continues at once when the quorum is met."""
+    _decide(run_id, as_user, comment, True, as_json)
+
+
+@app.command()
+def reject(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    as_user: AsOpt,
+    comment: Annotated[str | None, typer.Option("--comment", "-m")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject the run's open gate: the run ends rejected and nothing is deployed."""
+    _decide(run_id, as_user, comment, False, as_json)
+
+
+@app.command()
+def gates(as_json: JsonOpt = False) -> None:
+    """List gates waiting for a decision."""
+    app_ = build_app(_settings())
+    try:
+        rows = views.open_gates(app_.store)
+        if as_json:
+            _print_json(rows)
+        else:
+            views.print_gates(out, rows)
+    finally:
+        app_.close()
+
+
+# -------------------------------------------------------------------- endpoints
+@endpoints_app.callback()
+def endpoints(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List endpoints with their URL and the model version they serve."""
+    if ctx.invoked_subcommand is not None:
+        return
+    app_ = build_app(_settings())
+    try:
+        rows = views.endpoint_rows(app_.store, app_.endpoints)
+        if as_json:
+            _print_json(rows)
+        else:
+            views.print_endpoints(out, rows)
+    finally:
+        app_.close()
+
+
+@endpoints_app.command("stop")
+def endpoints_stop(name: Annotated[str, typer.Argument(help="Endpoint name.")]) -> None:
+    """Stop an endpoint's serving process."""
+    from signoff.domain.records import EndpointRecord
+
+    app_ = build_app(_settings())
+    try:
+        ep = app_.store.get_endpoint(name)
+        if ep is None:
+            raise SignoffError(f"no endpoint {name!r}")
+        if ep.pid and app_.endpoints.is_alive(ep.pid):
+            app_.endpoints.stop(ep.pid)
+        app_.store.save_endpoint(
+            EndpointRecord(
+                name=ep.name,
+                url=ep.url,
+                port=ep.port,
+                pid=None,
+                model_version_id=ep.model_version_id,
+                state="stopped",
+                updated_at=time.time(),
+            )
+        )
+        out.print(f"endpoint {name} stopped")
+    finally:
+        app_.close()
+
+
+@app.command()
+def models(
+    name: Annotated[str | None, typer.Argument(help="Model name.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List registered model versions and their aliases."""
+    app_ = build_app(_settings())
+    try:
+        rows = views.model_rows(app_.store, name)
+        if as_json:
+            _print_json(rows)
+        else:
+            views.print_models(out, rows)
+    finally:
+        app_.close()
+
+
+# ---------------------------------------------------------------------- flows
+@app.command()
+def validate(flow_file: Annotated[Path, typer.Argument(help="The flow file (YAML).")]) -> None:
+    """Check a flow file; print every problem with its line and column (exit 2 on errors)."""
+    loaded = load_flow(flow_file)
+    for warning in loaded.warnings:
+        err.print(f"warning: {warning}", markup=False)
+    spec = loaded.spec
+    out.print(
+        f"{flow_file}: flow {spec.name!r} is valid: {len(spec.tasks)} tasks, "
+        f"spec hash {spec.spec_hash[:12]}"
+    )
+
+
+@app.command()
+def demo(
+    flow_file: Annotated[
+        Path | None, typer.Option("--flow", help="Flow to run (default: examples/recsys).")
+    ] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p")] = None,
+) -> None:
+    """Run the reference scenario: train, pick a champion, and wait for alice or bob."""
+    path = flow_file or _find_example()
+    out.print(f"[bold]signoff demo[/]: the weekly recommender retrain in {path.parent}")
+    settings = _settings()
+    out.print(f"state: {settings.resolved_home} (database {settings.resolved_database_url})\n")
+    run(path, param=param, detach=False, as_json=False)
+
+
+def _find_example() -> Path:
+    candidates = [
+        Path.cwd() / "examples" / "recsys" / "flow.yaml",
+        Path(__file__).resolve().parents[3] / "examples" / "recsys" / "flow.yaml",
+    ]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise SignoffError(
+        "examples/recsys/flow.yaml not found; run the demo from the repository or pass --flow"
+    )

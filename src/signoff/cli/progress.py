@@ -1,0 +1,102 @@
+"""Showing a run move: a live Rich table on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from signoff.domain.records import GateRecord, RunRecord, TaskRunRecord
+from signoff.domain.states import TaskRunState
+
+__all__ = ["ProgressObserver", "STATE_STYLE"]
+
+STATE_STYLE = {
+    "pending": "dim",
+    "queued": "cyan",
+    "running": "bold blue",
+    "succeeded": "green",
+    "approved": "green",
+    "failed": "bold red",
+    "rejected": "red",
+    "expired": "red",
+    "cancelled": "yellow",
+    "skipped": "dim",
+    "waiting_for_approval": "bold magenta",
+}
+
+
+class ProgressObserver:
+    """An EngineObserver that draws task states as they change."""
+
+    def __init__(self, console: Console, quiet: bool = False) -> None:
+        self.console = console
+        self.quiet = quiet
+        self.tasks: dict[str, TaskRunRecord] = {}
+        self.run: RunRecord | None = None
+        self.gates: list[GateRecord] = []
+        self._live: Live | None = None
+        self._t0 = time.monotonic()
+
+    def seed(self, run: RunRecord, task_runs: list[TaskRunRecord]) -> None:
+        self.run = run
+        for tr in task_runs:
+            self.tasks[tr.id] = tr
+
+    @contextmanager
+    def showing(self) -> Iterator[None]:
+        if self.quiet or not self.console.is_terminal:
+            yield
+            return
+        with Live(self._table(), console=self.console, refresh_per_second=8) as live:
+            self._live = live
+            try:
+                yield
+            finally:
+                live.update(self._table())
+                self._live = None
+
+    def _table(self) -> Table:
+        title = f"run {self.run.id} · {self.run.flow_name} · {self.run.state}" if self.run else ""
+        table = Table(title=title, title_justify="left", expand=False)
+        table.add_column("task")
+        table.add_column("state")
+        table.add_column("params")
+        table.add_column("note", overflow="fold", max_width=60)
+        for tr in self.tasks.values():
+            style = STATE_STYLE.get(tr.state.value, "")
+            params = " ".join(f"{k}={v}" for k, v in tr.params.items() if _is_grid_key(self, tr, k))
+            table.add_row(tr.label, f"[{style}]{tr.state}[/]", params, tr.reason or "")
+        return table
+
+    def _emit(self, line: str) -> None:
+        if self.quiet:
+            return
+        if self._live is not None:
+            self._live.update(self._table())
+        else:
+            elapsed = time.monotonic() - self._t0
+            self.console.print(f"{elapsed:7.1f}s  {line}", markup=False, highlight=False)
+
+    def after_task_transition(self, task_run: TaskRunRecord) -> None:
+        self.tasks[task_run.id] = task_run
+        note = f" ({task_run.reason})" if task_run.reason else ""
+        self._emit(f"{task_run.label:<24} {task_run.state}{note}")
+
+    def after_run_transition(self, run: RunRecord) -> None:
+        self.run = run
+        self._emit(f"run {run.id} {run.state}" + (f" ({run.reason})" if run.reason else ""))
+
+    def on_gate_opened(self, gate: GateRecord) -> None:
+        self.gates.append(gate)
+
+
+def _is_grid_key(obs: ProgressObserver, tr: TaskRunRecord, key: str) -> bool:
+    siblings = [t for t in obs.tasks.values() if t.task_name == tr.task_name]
+    return len({str(t.params.get(key)) for t in siblings}) > 1 or (
+        tr.state is TaskRunState.PENDING and False
+    )

@@ -1,0 +1,325 @@
+"""What the CLI prints: JSON documents for scripts and Rich tables for people."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from signoff.cli.progress import STATE_STYLE
+from signoff.domain.ports import Store
+from signoff.domain.records import RunRecord
+from signoff.domain.states import RunState, TaskRunState
+from signoff.endpoints.local import LocalEndpointRunner
+
+__all__ = [
+    "endpoint_rows",
+    "model_rows",
+    "open_gates",
+    "print_detail",
+    "print_endpoints",
+    "print_gates",
+    "print_models",
+    "print_outcome",
+    "print_runs",
+    "run_detail",
+    "run_row",
+    "run_summary",
+]
+
+
+def _styled(state: str) -> str:
+    return f"[{STATE_STYLE.get(state, '')}]{state}[/]"
+
+
+def _ago(ts: float) -> str:
+    delta = max(0.0, time.time() - ts)
+    if delta < 60:
+        return f"{delta:.0f}s ago"
+    if delta < 3600:
+        return f"{delta / 60:.0f}m ago"
+    if delta < 86400:
+        return f"{delta / 3600:.1f}h ago"
+    return f"{delta / 86400:.1f}d ago"
+
+
+def run_row(run: RunRecord) -> dict[str, Any]:
+    return {
+        "run_id": run.id,
+        "flow": run.flow_name,
+        "state": run.state.value,
+        "started_by": run.started_by,
+        "created_at": run.created_at,
+        "ended_at": run.ended_at,
+        "reason": run.reason,
+    }
+
+
+def _gate_views(store: Store, run_id: str) -> list[dict[str, Any]]:
+    views = []
+    for gate in store.gates_of_run(run_id):
+        tr = store.get_task_run(gate.task_run_id)
+        decisions = store.list_decisions(gate.id)
+        views.append(
+            {
+                "gate_id": gate.id,
+                "task": tr.task_name,
+                "state": tr.state.value,
+                "targets": list(gate.targets),
+                "quorum": gate.quorum,
+                "model_version_id": gate.model_version_id,
+                "model_digest": gate.model_digest,
+                "report": gate.report_path,
+                "report_html": str(Path(gate.report_path).with_suffix(".html"))
+                if gate.report_path
+                else None,
+                "report_digest": gate.report_digest,
+                "opened_at": gate.opened_at,
+                "expires_at": gate.expires_at,
+                "decisions": [
+                    {
+                        "actor": d.actor,
+                        "decision": d.decision,
+                        "comment": d.comment,
+                        "channel": d.channel,
+                        "at": d.at,
+                    }
+                    for d in decisions
+                ],
+            }
+        )
+    return views
+
+
+def run_summary(store: Store, run: RunRecord) -> dict[str, Any]:
+    """The short JSON of a run (``run --json``): id, state, open gate, endpoints deployed."""
+    gates = _gate_views(store, run.id)
+    deployed = [
+        tr.result
+        for tr in store.list_task_runs(run.id)
+        if tr.state is TaskRunState.SUCCEEDED and "endpoint" in tr.result
+    ]
+    return {
+        **run_row(run),
+        "gate": next((g for g in gates if g["state"] == "waiting_for_approval"), None),
+        "deployments": deployed,
+    }
+
+
+def run_detail(store: Store, run: RunRecord) -> dict[str, Any]:
+    """Everything ``show`` tells: the run, each task run with params and metrics, gates."""
+    trs = store.list_task_runs(run.id)
+    final: dict[str, dict[str, float]] = {}
+    for m in store.list_metrics([tr.id for tr in trs]):
+        final.setdefault(m.task_run_id, {})[m.key] = m.value
+    tasks = [
+        {
+            "task_run_id": tr.id,
+            "task": tr.task_name,
+            "label": tr.label,
+            "kind": tr.kind.value,
+            "state": tr.state.value,
+            "attempt": tr.attempt,
+            "params": tr.params,
+            "metrics": final.get(tr.id, {}),
+            "reason": tr.reason,
+            "started_at": tr.started_at,
+            "ended_at": tr.ended_at,
+            "work_dir": tr.work_dir,
+            "result": tr.result,
+        }
+        for tr in trs
+    ]
+    return {
+        **run_row(run),
+        "flow_hash": run.flow_hash,
+        "params": run.params,
+        "work_dir": run.work_dir,
+        "tasks": tasks,
+        "gates": _gate_views(store, run.id),
+    }
+
+
+def print_runs(console: Console, runs: list[RunRecord]) -> None:
+    table = Table()
+    for col in ("run", "flow", "state", "started by", "created", "reason"):
+        table.add_column(col)
+    for r in runs:
+        table.add_row(
+            r.id,
+            r.flow_name,
+            _styled(r.state.value),
+            r.started_by,
+            _ago(r.created_at),
+            r.reason or "",
+        )
+    console.print(table if runs else "no runs yet")
+
+
+def print_detail(console: Console, d: dict[str, Any]) -> None:
+    console.print(
+        f"run [bold]{d['run_id']}[/] · flow {d['flow']} · {_styled(d['state'])}"
+        + (f" · {d['reason']}" if d["reason"] else "")
+    )
+    table = Table()
+    for col in ("task", "state", "attempt", "params", "metrics", "note"):
+        table.add_column(col, overflow="fold")
+    for t in d["tasks"]:
+        metrics = " ".join(
+            f"{k}={v:.4g}" for k, v in t["metrics"].items() if k not in ("fit_seconds",)
+        )
+        params = " ".join(f"{k}={v}" for k, v in t["params"].items() if k not in d["params"])
+        table.add_row(
+            t["label"], _styled(t["state"]), str(t["attempt"]), params, metrics, t["reason"] or ""
+        )
+    console.print(table)
+    for g in d["gates"]:
+        console.print(
+            f"gate [bold]{g['task']}[/] {_styled(g['state'])}: approvers {', '.join(g['targets'])}"
+            f" (quorum {g['quorum']})"
+        )
+        if g["report_html"]:
+            console.print(f"  review report: {g['report_html']}")
+        for dec in g["decisions"]:
+            comment = f": {dec['comment']}" if dec["comment"] else ""
+            console.print(f"  {dec['actor']} {dec['decision']} via {dec['channel']}{comment}")
+
+
+def print_outcome(console: Console, store: Store, run: RunRecord, cmd: str) -> None:
+    """The closing lines after a run moved: where it stands and what to do next."""
+    console.print(
+        f"run [bold]{run.id}[/] is {_styled(run.state.value)}"
+        + (f" ({run.reason})" if run.reason and run.state is not RunState.SUCCEEDED else "")
+    )
+    if run.state is RunState.WAITING_FOR_APPROVAL:
+        for g in _gate_views(store, run.id):
+            if g["state"] != "waiting_for_approval":
+                continue
+            console.print(
+                f"\nThe run waits at gate [bold]{g['task']}[/] for {', '.join(g['targets'])}; "
+                "it holds no process while it waits."
+            )
+            if g["report_html"]:
+                console.print(f"  review report: {g['report_html']}")
+            first = g["targets"][0]
+            console.print(f"  approve: {cmd} approve {run.id} --as {first} --comment 'looks good'")
+            console.print(f"  reject:  {cmd} reject {run.id} --as {first} --comment 'why not'")
+            console.print(f"  details: {cmd} show {run.id}")
+    for tr in store.list_task_runs(run.id):
+        if tr.state is TaskRunState.SUCCEEDED and "endpoint" in tr.result:
+            r = tr.result
+            console.print(
+                f"endpoint [bold]{r['endpoint']}[/] serves {r['model_version']} at {r['url']}\n"
+                f"  try: curl -s -X POST {r['url']}/predict -H 'content-type: application/json' "
+                "-d @request.json   (see examples/recsys/README.md)"
+            )
+
+
+def open_gates(store: Store) -> list[dict[str, Any]]:
+    rows = []
+    for run in store.list_runs(limit=200):
+        if run.state is not RunState.WAITING_FOR_APPROVAL:
+            continue
+        for g in _gate_views(store, run.id):
+            if g["state"] == "waiting_for_approval":
+                rows.append({"run_id": run.id, "flow": run.flow_name, **g})
+    return rows
+
+
+def print_gates(console: Console, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        console.print("no gate is waiting")
+        return
+    table = Table()
+    for col in ("run", "flow", "gate", "approvers", "quorum", "opened", "report"):
+        table.add_column(col, overflow="fold")
+    for g in rows:
+        table.add_row(
+            g["run_id"],
+            g["flow"],
+            g["task"],
+            ", ".join(g["targets"]),
+            str(g["quorum"]),
+            _ago(g["opened_at"]),
+            g["report_html"] or "",
+        )
+    console.print(table)
+
+
+def endpoint_rows(store: Store, runner: LocalEndpointRunner) -> list[dict[str, Any]]:
+    rows = []
+    for ep in store.list_endpoints():
+        model = store.get_model_version(ep.model_version_id) if ep.model_version_id else None
+        alive = bool(ep.pid and runner.is_alive(ep.pid))
+        rows.append(
+            {
+                "name": ep.name,
+                "url": ep.url,
+                "state": ep.state if alive or ep.state == "stopped" else "down",
+                "pid": ep.pid,
+                "model_version": model.label if model else None,
+                "model_version_id": ep.model_version_id,
+                "digest": model.digest if model else None,
+                "updated_at": ep.updated_at,
+            }
+        )
+    return rows
+
+
+def print_endpoints(console: Console, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        console.print("no endpoints yet")
+        return
+    table = Table()
+    for col in ("endpoint", "url", "state", "model version", "updated"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["name"],
+            r["url"],
+            _styled(r["state"]) if r["state"] != "serving" else "[green]serving[/]",
+            r["model_version"] or "",
+            _ago(r["updated_at"]),
+        )
+    console.print(table)
+
+
+def model_rows(store: Store, name: str | None) -> list[dict[str, Any]]:
+    rows = []
+    aliases: dict[str, dict[str, str]] = {}
+    for mv in store.list_model_versions(name):
+        if mv.name not in aliases:
+            aliases[mv.name] = store.aliases(mv.name)
+        tags = sorted(a for a, v in aliases[mv.name].items() if v == mv.id)
+        rows.append(
+            {
+                "id": mv.id,
+                "name": mv.name,
+                "version": mv.version,
+                "label": mv.label,
+                "flavor": mv.flavor,
+                "aliases": tags,
+                "metrics": mv.metrics,
+                "run_id": mv.run_id,
+                "digest": mv.digest,
+            }
+        )
+    return rows
+
+
+def print_models(console: Console, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        console.print("no models registered yet")
+        return
+    table = Table()
+    for col in ("model", "flavor", "aliases", "run", "metrics"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        metrics = " ".join(
+            f"{k}={v:.4g}" for k, v in r["metrics"].items() if k in ("auc", "ndcg_at_10")
+        )
+        table.add_row(r["label"], r["flavor"], ", ".join(r["aliases"]), r["run_id"], metrics)
+    console.print(table)

@@ -1,0 +1,61 @@
+"""Pure decisions of the engine: which task runs are ready, which are skipped, how a run ends."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from signoff.domain.records import TaskRunRecord
+from signoff.domain.specs import FlowSpec
+from signoff.domain.states import RunState, TaskRunState
+
+__all__ = ["Plan", "plan_run"]
+
+_T = TaskRunState
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the engine should do next for one run, given its task runs as stored."""
+
+    ready: tuple[TaskRunRecord, ...]
+    skip: tuple[TaskRunRecord, ...]
+    active: int  # task runs queued or running
+    waiting_gates: tuple[TaskRunRecord, ...]
+    outcome: RunState | None  # set when every task run is terminal
+
+
+def plan_run(spec: FlowSpec, task_runs: Sequence[TaskRunRecord]) -> Plan:
+    """Decide the next step: pending task runs become ready or skipped by their upstreams."""
+    by_task: dict[str, list[TaskRunRecord]] = {}
+    for tr in task_runs:
+        by_task.setdefault(tr.task_name, []).append(tr)
+    ready: list[TaskRunRecord] = []
+    skip: list[TaskRunRecord] = []
+    for tr in task_runs:
+        if tr.state is not _T.PENDING:
+            continue
+        upstream = [u for name in spec.task(tr.task_name).depends_on for u in by_task[name]]
+        if any(u.state.is_terminal and not u.state.is_success for u in upstream):
+            skip.append(tr)
+        elif all(u.state.is_success for u in upstream):
+            ready.append(tr)
+    active = sum(1 for tr in task_runs if tr.state in (_T.QUEUED, _T.RUNNING))
+    waiting = tuple(tr for tr in task_runs if tr.state is _T.WAITING_FOR_APPROVAL)
+    skipped_ids = {tr.id for tr in skip}
+    all_terminal = all(tr.state.is_terminal or tr.id in skipped_ids for tr in task_runs)
+    outcome = _outcome(task_runs) if all_terminal and not ready else None
+    return Plan(tuple(ready), tuple(skip), active, waiting, outcome)
+
+
+def _outcome(task_runs: Sequence[TaskRunRecord]) -> RunState:
+    states = {tr.state for tr in task_runs}
+    if _T.FAILED in states:
+        return RunState.FAILED
+    if _T.REJECTED in states:
+        return RunState.REJECTED
+    if _T.EXPIRED in states:
+        return RunState.EXPIRED
+    if _T.CANCELLED in states:
+        return RunState.CANCELLED
+    return RunState.SUCCEEDED

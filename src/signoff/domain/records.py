@@ -1,0 +1,177 @@
+"""Frozen records of what happened: runs, task runs, gates, decisions, models, endpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from signoff.domain.specs import TaskKind
+from signoff.domain.states import RunState, TaskRunState
+
+__all__ = [
+    "DecisionRecord",
+    "DeploymentRecord",
+    "EndpointRecord",
+    "GateRecord",
+    "MetricRecord",
+    "ModelVersionRecord",
+    "RunRecord",
+    "TaskRunRecord",
+    "TransitionRecord",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One execution of a flow, pinned to the flow's content hash."""
+
+    id: str
+    flow_name: str
+    flow_hash: str
+    state: RunState
+    version: int
+    params: dict[str, Any]
+    started_by: str
+    work_dir: str
+    created_at: float
+    updated_at: float
+    ended_at: float | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRunRecord:
+    """One execution of one task (one grid combination) inside a run."""
+
+    id: str
+    run_id: str
+    task_name: str
+    index: int
+    kind: TaskKind
+    params: dict[str, Any]
+    state: TaskRunState
+    version: int
+    attempt: int
+    work_dir: str
+    created_at: float
+    started_at: float | None = None
+    ended_at: float | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The task name, with the grid index when the task fans out."""
+        return self.task_name if not self.params or self.index < 0 else self.key
+
+    @property
+    def key(self) -> str:
+        return f"{self.task_name}[{self.index}]"
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRecord:
+    """One appended row of state history."""
+
+    entity: str  # "run" or "task_run"
+    entity_id: str
+    from_state: str | None
+    to_state: str
+    at: float
+    reason: str | None
+    actor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRecord:
+    """A metric value of a task run (a time series when it has steps)."""
+
+    task_run_id: str
+    key: str
+    value: float
+    step: int | None
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersionRecord:
+    """A registered model: its files, digest, signature and lineage."""
+
+    id: str
+    name: str
+    version: int
+    flavor: str
+    path: str
+    digest: str
+    signature: list[dict[str, str]]
+    metrics: dict[str, float]
+    params: dict[str, Any]
+    run_id: str
+    task_run_id: str
+    created_at: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:v{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class GateRecord:
+    """The approval request a human_validation task opened: policy and what is under review."""
+
+    id: str
+    run_id: str
+    task_run_id: str
+    targets: tuple[str, ...]
+    quorum: str | int
+    allow_self_approval: bool
+    require_comment_on_reject: bool
+    started_by: str
+    model_version_id: str | None
+    model_digest: str | None
+    report_digest: str | None
+    report_path: str | None
+    opened_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """One approver's decision, or a refused attempt; append-only."""
+
+    id: str
+    gate_id: str
+    actor: str
+    decision: str  # "approve", "reject" or "refused"
+    comment: str | None
+    channel: str
+    at: float
+    model_digest: str | None
+    report_digest: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRecord:
+    """A named prediction service and what it serves now."""
+
+    name: str
+    url: str
+    port: int
+    pid: int | None
+    model_version_id: str | None
+    state: str  # "serving" or "stopped"
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRecord:
+    """One roll-out of a model version to an endpoint: who, when, which approval."""
+
+    id: str
+    endpoint: str
+    model_version_id: str
+    run_id: str | None
+    gate_id: str | None
+    deployed_by: str
+    at: float

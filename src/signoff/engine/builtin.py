@@ -1,0 +1,231 @@
+"""Tasks signoff runs itself: ``select``, ``human_validation`` (opening a gate), ``deploy``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from signoff.domain.ports import Clock, EndpointRunner, Store
+from signoff.domain.records import (
+    DeploymentRecord,
+    EndpointRecord,
+    GateRecord,
+    RunRecord,
+    TaskRunRecord,
+)
+from signoff.domain.selection import Candidate, rank_candidates
+from signoff.domain.specs import FlowSpec, TaskKind, TaskSpec
+from signoff.domain.states import TaskRunState
+from signoff.errors import IntegrityError, SignoffError
+from signoff.registry.flavors import folder_digest
+from signoff.review.report import write_report
+
+__all__ = ["deploy", "open_gate", "select"]
+
+
+def _upstream_runs(
+    store: Store, spec: FlowSpec, task: TaskSpec, run_id: str
+) -> list[TaskRunRecord]:
+    trs = store.list_task_runs(run_id)
+    return [tr for tr in trs if tr.task_name in task.depends_on]
+
+
+def select(
+    store: Store, run: RunRecord, spec: FlowSpec, task: TaskSpec, tr: TaskRunRecord
+) -> dict[str, Any]:
+    """Pick the champion among the upstream task runs (every grid combination) by conditions."""
+    upstream = _upstream_runs(store, spec, task, run.id)
+    metrics = store.list_metrics([u.id for u in upstream])
+    final: dict[str, dict[str, float]] = {}
+    for m in metrics:
+        final.setdefault(m.task_run_id, {})[m.key] = m.value
+    candidates = [
+        Candidate(u.id, u.label, order, final.get(u.id, {})) for order, u in enumerate(upstream)
+    ]
+    ranking = rank_candidates(task.conditions, candidates)
+    by_id = {u.id: u for u in upstream}
+    leaderboard = [
+        {
+            "task_run_id": c.task_run_id,
+            "label": c.label,
+            "task": by_id[c.task_run_id].task_name,
+            "params": by_id[c.task_run_id].params,
+            "metrics": dict(c.metrics),
+            "eligible": eligible,
+            "note": note,
+        }
+        for c, eligible, note in ranking.rows
+    ]
+    winner = ranking.winner
+    if winner is None:
+        notes = "; ".join(f"{row['label']}: {row['note']}" for row in leaderboard)
+        raise SignoffError(f"no eligible candidate ({notes})")
+    models = store.model_versions_of(winner.task_run_id)
+    out = Path(tr.work_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    link = out / "output"
+    if link.is_symlink():
+        link.unlink()
+    link.symlink_to(Path(by_id[winner.task_run_id].work_dir) / "output")
+    return {
+        "winner": winner.task_run_id,
+        "winner_label": winner.label,
+        "ranked_by": task.conditions[0].tag_key,
+        "leaderboard": leaderboard,
+        "model_version_id": models[-1].id if models else None,
+    }
+
+
+def _model_under_review(store: Store, spec: FlowSpec, task: TaskSpec, run_id: str) -> str | None:
+    """The model version a gate (or deploy) is about: nearest upstream select or model."""
+    trs = store.list_task_runs(run_id)
+    frontier = list(task.depends_on)
+    seen: set[str] = set()
+    while frontier:
+        name = frontier.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        ups = [tr for tr in trs if tr.task_name == name]
+        for up in ups:
+            if up.result.get("model_version_id"):
+                return str(up.result["model_version_id"])
+        if len(ups) == 1:
+            models = store.model_versions_of(ups[0].id)
+            if models:
+                return models[-1].id
+        frontier.extend(spec.task(name).depends_on)
+    return None
+
+
+def open_gate(
+    store: Store,
+    clock: Clock,
+    run: RunRecord,
+    spec: FlowSpec,
+    task: TaskSpec,
+    tr: TaskRunRecord,
+    new_id: Callable[[], str],
+) -> tuple[GateRecord, TaskRunRecord]:
+    """Open the approval request: record the policy, the model digest and the report digest."""
+    policy = task.gate
+    if policy is None:  # pragma: no cover - the loader guarantees a policy
+        raise SignoffError(f"task {task.name} has no gate policy")
+    now = clock.now()
+    model_id = _model_under_review(store, spec, task, run.id)
+    model = store.get_model_version(model_id) if model_id else None
+    report_json, report_digest = write_report(store, run, spec, model, Path(tr.work_dir), now)
+    gate = GateRecord(
+        id=new_id(),
+        run_id=run.id,
+        task_run_id=tr.id,
+        targets=policy.targets,
+        quorum=policy.quorum,
+        allow_self_approval=policy.allow_self_approval,
+        require_comment_on_reject=policy.require_comment_on_reject,
+        started_by=run.started_by,
+        model_version_id=model.id if model else None,
+        model_digest=model.digest if model else None,
+        report_digest=report_digest,
+        report_path=str(report_json),
+        opened_at=now,
+        expires_at=now + policy.timeout_seconds,
+    )
+    moved = store.open_gate(gate, tr, at=now)
+    return gate, moved
+
+
+def deploy(
+    store: Store,
+    clock: Clock,
+    runner: EndpointRunner,
+    home: Path,
+    run: RunRecord,
+    spec: FlowSpec,
+    task: TaskSpec,
+    tr: TaskRunRecord,
+    new_id: Callable[[], str],
+) -> dict[str, Any]:
+    """Serve the approved model on the task's endpoint; refuse any other digest."""
+    target = task.deploy
+    if target is None:  # pragma: no cover - the loader guarantees it
+        raise SignoffError(f"task {task.name} names no endpoint")
+    gate = _approved_gate(store, spec, task, run.id)
+    model_id = gate.model_version_id if gate else _model_under_review(store, spec, task, run.id)
+    if model_id is None:
+        raise SignoffError("nothing to deploy: no upstream task registered a model")
+    model = store.get_model_version(model_id)
+    actual = folder_digest(Path(model.path))
+    if gate is not None and actual != gate.model_digest:
+        raise IntegrityError(
+            f"model {model.label} on disk has digest {actual[:12]}…, but the approval was for "
+            f"{(gate.model_digest or '')[:12]}…; a changed model needs a new approval"
+        )
+    if actual != model.digest:
+        raise IntegrityError(f"model {model.label} changed on disk since it was registered")
+    existing = store.get_endpoint(target.endpoint)
+    port = target.port or (existing.port if existing else None)
+    if existing and existing.pid and runner.is_alive(existing.pid):
+        runner.stop(existing.pid)
+    started = runner.start(target.endpoint, Path(model.path), model.digest, model.label, port)
+    now = clock.now()
+    store.save_endpoint(
+        EndpointRecord(
+            name=target.endpoint,
+            url=started.url,
+            port=started.port,
+            pid=started.pid,
+            model_version_id=model.id,
+            state="serving",
+            updated_at=now,
+        )
+    )
+    store.add_deployment(
+        DeploymentRecord(
+            id=new_id(),
+            endpoint=target.endpoint,
+            model_version_id=model.id,
+            run_id=run.id,
+            gate_id=gate.id if gate else None,
+            deployed_by=run.started_by,
+            at=now,
+        )
+    )
+    approvers = ""
+    if gate is not None:
+        who = sorted({d.actor for d in store.list_decisions(gate.id) if d.decision == "approve"})
+        approvers = f", approved by {', '.join(who)}"
+    store.set_alias(
+        model.name,
+        "champion",
+        model.id,
+        actor=run.started_by,
+        at=now,
+        reason=f"deployed to {target.endpoint} by run {run.id}{approvers}",
+    )
+    return {
+        "endpoint": target.endpoint,
+        "url": started.url,
+        "model_version_id": model.id,
+        "model_version": model.label,
+        "digest": model.digest,
+    }
+
+
+def _approved_gate(store: Store, spec: FlowSpec, task: TaskSpec, run_id: str) -> GateRecord | None:
+    trs = {tr.task_name: tr for tr in store.list_task_runs(run_id)}
+    frontier = list(task.depends_on)
+    seen: set[str] = set()
+    while frontier:
+        name = frontier.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        up = trs.get(name)
+        if up is not None and up.kind is TaskKind.HUMAN_VALIDATION:
+            if up.state is not TaskRunState.APPROVED:
+                raise SignoffError(f"gate {name} is {up.state}, not approved")
+            return store.gate_of_task_run(up.id)
+        frontier.extend(spec.task(name).depends_on)
+    return None

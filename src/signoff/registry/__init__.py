@@ -1,0 +1,1 @@
+"""Model registry: model files per flavor, signatures, digests (the service side of models)."""

@@ -1,0 +1,1 @@
+"""Human validation: the review report and deciding gates under their policy."""

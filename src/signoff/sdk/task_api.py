@@ -1,0 +1,108 @@
+"""The task-side API: how a task's own code talks to signoff, under any executor.
+
+Calls append JSON lines to a records file that the executor hands back to the engine when the
+task ends; nothing here opens a database or a network connection, so it works the same in a
+subprocess, on a cluster node, or outside signoff (records then go to ``./signoff-records``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "input_dir",
+    "log_metric",
+    "log_model",
+    "log_param",
+    "log_tag",
+    "output_dir",
+    "param",
+    "params",
+]
+
+ENV_RUN_ID = "SIGNOFF_RUN_ID"
+ENV_TASK = "SIGNOFF_TASK"
+ENV_PARAMS = "SIGNOFF_PARAMS"
+ENV_OUTPUT_DIR = "SIGNOFF_OUTPUT_DIR"
+ENV_INPUTS_DIR = "SIGNOFF_INPUTS_DIR"
+ENV_RECORDS_FILE = "SIGNOFF_RECORDS_FILE"
+
+
+def params() -> dict[str, Any]:
+    """Every parameter of this task run (grid values included)."""
+    raw = os.environ.get(ENV_PARAMS)
+    return dict(json.loads(raw)) if raw else {}
+
+
+def param(key: str, default: Any = None) -> Any:
+    """One parameter of this task run, or ``default`` when it is not set."""
+    return params().get(key, default)
+
+
+def output_dir() -> Path:
+    """The folder whose files become this task run's artifacts (created)."""
+    path = Path(os.environ.get(ENV_OUTPUT_DIR, "output"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def input_dir(upstream: str) -> Path:
+    """Where the outputs of the upstream task ``upstream`` are."""
+    return Path(os.environ.get(ENV_INPUTS_DIR, "inputs")) / upstream
+
+
+def _append(record: dict[str, Any]) -> None:
+    record["time"] = time.time()
+    path = Path(os.environ.get(ENV_RECORDS_FILE, "signoff-records"))
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record, default=str) + "\n")
+
+
+def log_param(key: str, value: Any) -> None:
+    """Record a parameter the task chose (besides the ones signoff passed in)."""
+    _append({"kind": "param", "key": key, "value": value})
+
+
+def log_metric(key: str, value: float, step: int | None = None) -> None:
+    """Record a metric value; repeated calls with steps make a time series."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"metric {key} must be a finite number, got {value!r}")
+    _append({"kind": "metric", "key": key, "value": number, "step": step})
+
+
+def log_tag(key: str, value: str) -> None:
+    """Record a free-form tag."""
+    _append({"kind": "tag", "key": key, "value": str(value)})
+
+
+def log_model(
+    model: object,
+    name: str,
+    *,
+    input_example: object,
+    flavor: str | None = None,
+) -> Path:
+    """Save a fitted model in its flavor's format and register it as a model version.
+
+    ``input_example`` (columns, rows or a 2-D array) fixes the input signature that serving
+    checks requests against. Returns the model folder inside the output folder.
+    """
+    from signoff.registry.flavors import save_model
+
+    folder = output_dir() / "models" / name
+    meta = save_model(model, folder, input_example=input_example, flavor=flavor)
+    _append(
+        {
+            "kind": "model",
+            "name": name,
+            "path": folder.relative_to(output_dir()).as_posix(),
+            "flavor": meta.flavor,
+        }
+    )
+    return folder

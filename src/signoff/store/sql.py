@@ -1,0 +1,652 @@
+"""SqlStore: the Store port on SQLAlchemy Core, for SQLite and PostgreSQL alike.
+
+Every state change goes through :meth:`SqlStore.transition_run` or
+:meth:`SqlStore.transition_task_run` (or a gate decision): the transition table is checked,
+the row is updated with a compare-and-set on ``(state, version)``, and a transition row is
+appended, all in one transaction. Zero rows updated means someone else won: ConflictError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, Row
+
+from signoff.domain.records import (
+    DecisionRecord,
+    DeploymentRecord,
+    EndpointRecord,
+    GateRecord,
+    MetricRecord,
+    ModelVersionRecord,
+    RunRecord,
+    TaskRunRecord,
+    TransitionRecord,
+)
+from signoff.domain.specs import FlowSpec, TaskKind
+from signoff.domain.states import (
+    RunState,
+    TaskRunState,
+    check_run_transition,
+    check_task_transition,
+)
+from signoff.errors import ConflictError, NotFoundError
+from signoff.store import _tables as t
+
+__all__ = ["SqlStore", "create_sql_engine", "open_store"]
+
+_TASK_RUN_CHANGES = {"exit_code", "started_at", "ended_at", "reason", "result", "work_dir"}
+
+
+def create_sql_engine(url: str) -> Engine:
+    """An engine tuned per backend: SQLite in WAL mode with immediate write transactions."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # IMMEDIATE takes the write lock up front: two writers never deadlock on upgrade.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def open_store(url: str, *, migrate: bool = True) -> SqlStore:
+    """Open (and by default migrate to the latest schema) the store at ``url``."""
+    engine = create_sql_engine(url)
+    if migrate:
+        from signoff.store.migrate import upgrade
+
+        upgrade(engine)
+    return SqlStore(engine)
+
+
+def _run(row: Row[Any]) -> RunRecord:
+    m = row._mapping
+    return RunRecord(
+        id=m["id"],
+        flow_name=m["flow_name"],
+        flow_hash=m["flow_hash"],
+        state=RunState(m["state"]),
+        version=m["version"],
+        params=dict(m["params"]),
+        started_by=m["started_by"],
+        work_dir=m["work_dir"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        ended_at=m["ended_at"],
+        reason=m["reason"],
+    )
+
+
+def _task_run(row: Row[Any]) -> TaskRunRecord:
+    m = row._mapping
+    return TaskRunRecord(
+        id=m["id"],
+        run_id=m["run_id"],
+        task_name=m["task_name"],
+        index=m["idx"],
+        kind=TaskKind(m["kind"]),
+        params=dict(m["params"]),
+        state=TaskRunState(m["state"]),
+        version=m["version"],
+        attempt=m["attempt"],
+        work_dir=m["work_dir"],
+        created_at=m["created_at"],
+        started_at=m["started_at"],
+        ended_at=m["ended_at"],
+        exit_code=m["exit_code"],
+        reason=m["reason"],
+        result=dict(m["result"]),
+    )
+
+
+def _gate(row: Row[Any]) -> GateRecord:
+    m = row._mapping
+    quorum: str | int = m["quorum"]
+    if isinstance(quorum, str) and quorum.isdigit():
+        quorum = int(quorum)
+    return GateRecord(
+        id=m["id"],
+        run_id=m["run_id"],
+        task_run_id=m["task_run_id"],
+        targets=tuple(m["targets"]),
+        quorum=quorum,
+        allow_self_approval=m["allow_self_approval"],
+        require_comment_on_reject=m["require_comment_on_reject"],
+        started_by=m["started_by"],
+        model_version_id=m["model_version_id"],
+        model_digest=m["model_digest"],
+        report_digest=m["report_digest"],
+        report_path=m["report_path"],
+        opened_at=m["opened_at"],
+        expires_at=m["expires_at"],
+    )
+
+
+def _decision(row: Row[Any]) -> DecisionRecord:
+    m = row._mapping
+    return DecisionRecord(
+        id=m["id"],
+        gate_id=m["gate_id"],
+        actor=m["actor"],
+        decision=m["decision"],
+        comment=m["comment"],
+        channel=m["channel"],
+        at=m["at"],
+        model_digest=m["model_digest"],
+        report_digest=m["report_digest"],
+    )
+
+
+def _model_version(row: Row[Any]) -> ModelVersionRecord:
+    m = row._mapping
+    return ModelVersionRecord(
+        id=m["id"],
+        name=m["name"],
+        version=m["version"],
+        flavor=m["flavor"],
+        path=m["path"],
+        digest=m["digest"],
+        signature=list(m["signature"]),
+        metrics=dict(m["metrics"]),
+        params=dict(m["params"]),
+        run_id=m["run_id"],
+        task_run_id=m["task_run_id"],
+        created_at=m["created_at"],
+    )
+
+
+def _endpoint(row: Row[Any]) -> EndpointRecord:
+    m = row._mapping
+    return EndpointRecord(
+        name=m["name"],
+        url=m["url"],
+        port=m["port"],
+        pid=m["pid"],
+        model_version_id=m["model_version_id"],
+        state=m["state"],
+        updated_at=m["updated_at"],
+    )
+
+
+class SqlStore:
+    """The Store port on a SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def _one(self, query: sa.Select[Any], what: str) -> Row[Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise NotFoundError(f"no {what}")
+        return row
+
+    def _all(self, query: sa.Select[Any]) -> list[Row[Any]]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).all())
+
+    # ----------------------------------------------------------------- flows and runs
+    def save_flow(self, spec: FlowSpec, source: str | None) -> None:
+        with self._tx() as conn:
+            exists = conn.execute(
+                sa.select(t.flows.c.hash).where(t.flows.c.hash == spec.spec_hash)
+            ).first()
+            if exists is None:
+                conn.execute(
+                    t.flows.insert().values(
+                        hash=spec.spec_hash, name=spec.name, spec=spec.to_dict(), source=source
+                    )
+                )
+
+    def get_flow(self, flow_hash: str) -> FlowSpec:
+        row = self._one(sa.select(t.flows).where(t.flows.c.hash == flow_hash), "flow")
+        return FlowSpec.from_dict(row._mapping["spec"])
+
+    def create_run(self, run: RunRecord, task_runs: Sequence[TaskRunRecord]) -> None:
+        with self._tx() as conn:
+            conn.execute(t.runs.insert().values(**_run_values(run)))
+            conn.execute(
+                t.transitions.insert().values(
+                    run_id=run.id,
+                    entity="run",
+                    entity_id=run.id,
+                    from_state=None,
+                    to_state=run.state.value,
+                    at=run.created_at,
+                    reason="created",
+                    actor=run.started_by,
+                )
+            )
+            if task_runs:
+                conn.execute(t.task_runs.insert(), [_task_run_values(tr) for tr in task_runs])
+
+    def get_run(self, run_id: str) -> RunRecord:
+        exact = self._all(sa.select(t.runs).where(t.runs.c.id == run_id))
+        if exact:
+            return _run(exact[0])
+        rows = self._all(sa.select(t.runs).where(t.runs.c.id.startswith(run_id)).limit(2))
+        if not rows:
+            raise NotFoundError(f"no run {run_id!r}")
+        if len(rows) > 1:
+            raise NotFoundError(f"run id prefix {run_id!r} is ambiguous")
+        return _run(rows[0])
+
+    def list_runs(self, limit: int = 50) -> list[RunRecord]:
+        q = sa.select(t.runs).order_by(t.runs.c.created_at.desc()).limit(limit)
+        return [_run(r) for r in self._all(q)]
+
+    def get_task_run(self, task_run_id: str) -> TaskRunRecord:
+        q = sa.select(t.task_runs).where(t.task_runs.c.id == task_run_id)
+        return _task_run(self._one(q, f"task run {task_run_id}"))
+
+    def list_task_runs(self, run_id: str) -> list[TaskRunRecord]:
+        q = (
+            sa.select(t.task_runs)
+            .where(t.task_runs.c.run_id == run_id)
+            .order_by(t.task_runs.c.created_at, t.task_runs.c.task_name, t.task_runs.c.idx)
+        )
+        return [_task_run(r) for r in self._all(q)]
+
+    def list_transitions(self, run_id: str) -> list[TransitionRecord]:
+        q = (
+            sa.select(t.transitions)
+            .where(t.transitions.c.run_id == run_id)
+            .order_by(t.transitions.c.id)
+        )
+        return [
+            TransitionRecord(
+                entity=r.entity,
+                entity_id=r.entity_id,
+                from_state=r.from_state,
+                to_state=r.to_state,
+                at=r.at,
+                reason=r.reason,
+                actor=r.actor,
+            )
+            for r in self._all(q)
+        ]
+
+    # ------------------------------------------------------------- the one door for state
+    def transition_run(
+        self,
+        run: RunRecord,
+        new: RunState,
+        *,
+        at: float,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> RunRecord:
+        check_run_transition(run.state, new)
+        values: dict[str, Any] = {"state": new.value, "version": run.version + 1, "updated_at": at}
+        if new.is_terminal:
+            values["ended_at"] = at
+        if reason is not None:
+            values["reason"] = reason
+        with self._tx() as conn:
+            res = conn.execute(
+                t.runs.update()
+                .where(
+                    t.runs.c.id == run.id,
+                    t.runs.c.state == run.state.value,
+                    t.runs.c.version == run.version,
+                )
+                .values(**values)
+            )
+            if res.rowcount != 1:
+                raise ConflictError(f"run {run.id} changed meanwhile; {new} not applied")
+            self._append_transition(conn, run.id, "run", run.id, run.state, new, at, reason, actor)
+        return dataclasses.replace(
+            run,
+            state=new,
+            version=run.version + 1,
+            updated_at=at,
+            ended_at=at if new.is_terminal else run.ended_at,
+            reason=reason if reason is not None else run.reason,
+        )
+
+    def transition_task_run(
+        self,
+        task_run: TaskRunRecord,
+        new: TaskRunState,
+        *,
+        at: float,
+        reason: str | None = None,
+        actor: str | None = None,
+        changes: Mapping[str, Any] | None = None,
+    ) -> TaskRunRecord:
+        with self._tx() as conn:
+            return self._transition_task_run(conn, task_run, new, at, reason, actor, changes)
+
+    def _transition_task_run(
+        self,
+        conn: Connection,
+        task_run: TaskRunRecord,
+        new: TaskRunState,
+        at: float,
+        reason: str | None,
+        actor: str | None,
+        changes: Mapping[str, Any] | None,
+    ) -> TaskRunRecord:
+        check_task_transition(
+            task_run.state, new, is_gate=task_run.kind is TaskKind.HUMAN_VALIDATION
+        )
+        changes = dict(changes or {})
+        unknown = set(changes) - _TASK_RUN_CHANGES
+        if unknown:
+            raise ValueError(f"cannot change {sorted(unknown)} of a task run")
+        attempt = task_run.attempt + 1 if new is TaskRunState.RUNNING else task_run.attempt
+        if reason is not None:
+            changes["reason"] = reason
+        res = conn.execute(
+            t.task_runs.update()
+            .where(
+                t.task_runs.c.id == task_run.id,
+                t.task_runs.c.state == task_run.state.value,
+                t.task_runs.c.version == task_run.version,
+            )
+            .values(state=new.value, version=task_run.version + 1, attempt=attempt, **changes)
+        )
+        if res.rowcount != 1:
+            raise ConflictError(f"task run {task_run.label} changed meanwhile; {new} not applied")
+        self._append_transition(
+            conn, task_run.run_id, "task_run", task_run.id, task_run.state, new, at, reason, actor
+        )
+        return dataclasses.replace(
+            task_run, state=new, version=task_run.version + 1, attempt=attempt, **changes
+        )
+
+    @staticmethod
+    def _append_transition(
+        conn: Connection,
+        run_id: str,
+        entity: str,
+        entity_id: str,
+        old: str,
+        new: str,
+        at: float,
+        reason: str | None,
+        actor: str | None,
+    ) -> None:
+        conn.execute(
+            t.transitions.insert().values(
+                run_id=run_id,
+                entity=entity,
+                entity_id=entity_id,
+                from_state=str(old),
+                to_state=str(new),
+                at=at,
+                reason=reason,
+                actor=actor,
+            )
+        )
+
+    # ---------------------------------------------------------------------- tracking
+    def record_outputs(
+        self,
+        task_run_id: str,
+        *,
+        params: Mapping[str, Any],
+        metrics: Sequence[MetricRecord],
+        tags: Mapping[str, str],
+    ) -> None:
+        with self._tx() as conn:
+            conn.execute(t.logged.delete().where(t.logged.c.task_run_id == task_run_id))
+            conn.execute(t.metrics.delete().where(t.metrics.c.task_run_id == task_run_id))
+            rows = [
+                {"task_run_id": task_run_id, "kind": "param", "key": k, "value": v}
+                for k, v in params.items()
+            ] + [
+                {"task_run_id": task_run_id, "kind": "tag", "key": k, "value": v}
+                for k, v in tags.items()
+            ]
+            if rows:
+                conn.execute(t.logged.insert(), rows)
+            if metrics:
+                conn.execute(
+                    t.metrics.insert(),
+                    [
+                        {
+                            "task_run_id": m.task_run_id,
+                            "key": m.key,
+                            "value": m.value,
+                            "step": m.step,
+                            "at": m.at,
+                        }
+                        for m in metrics
+                    ],
+                )
+
+    def list_metrics(self, task_run_ids: Sequence[str]) -> list[MetricRecord]:
+        if not task_run_ids:
+            return []
+        q = (
+            sa.select(t.metrics)
+            .where(t.metrics.c.task_run_id.in_(list(task_run_ids)))
+            .order_by(t.metrics.c.id)
+        )
+        return [MetricRecord(r.task_run_id, r.key, r.value, r.step, r.at) for r in self._all(q)]
+
+    def _logged(self, task_run_id: str, kind: str) -> dict[str, Any]:
+        q = sa.select(t.logged).where(
+            t.logged.c.task_run_id == task_run_id, t.logged.c.kind == kind
+        )
+        return {r.key: r.value for r in self._all(q)}
+
+    def logged_params(self, task_run_id: str) -> dict[str, Any]:
+        return self._logged(task_run_id, "param")
+
+    def logged_tags(self, task_run_id: str) -> dict[str, str]:
+        return {k: str(v) for k, v in self._logged(task_run_id, "tag").items()}
+
+    # ---------------------------------------------------------------------- registry
+    def next_model_version(self, name: str) -> int:
+        q = sa.select(sa.func.max(t.model_versions.c.version)).where(
+            t.model_versions.c.name == name
+        )
+        with self.engine.connect() as conn:
+            current = conn.execute(q).scalar()
+        return int(current or 0) + 1
+
+    def add_model_version(self, record: ModelVersionRecord) -> ModelVersionRecord:
+        with self._tx() as conn:
+            conn.execute(t.model_versions.insert().values(**dataclasses.asdict(record)))
+        return record
+
+    def get_model_version(self, model_version_id: str) -> ModelVersionRecord:
+        q = sa.select(t.model_versions).where(t.model_versions.c.id == model_version_id)
+        return _model_version(self._one(q, f"model version {model_version_id}"))
+
+    def model_versions_of(self, task_run_id: str) -> list[ModelVersionRecord]:
+        q = (
+            sa.select(t.model_versions)
+            .where(t.model_versions.c.task_run_id == task_run_id)
+            .order_by(t.model_versions.c.created_at)
+        )
+        return [_model_version(r) for r in self._all(q)]
+
+    def list_model_versions(self, name: str | None = None) -> list[ModelVersionRecord]:
+        q = sa.select(t.model_versions).order_by(
+            t.model_versions.c.name, t.model_versions.c.version
+        )
+        if name is not None:
+            q = q.where(t.model_versions.c.name == name)
+        return [_model_version(r) for r in self._all(q)]
+
+    def set_alias(
+        self, name: str, alias: str, model_version_id: str, *, actor: str, at: float, reason: str
+    ) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                t.model_aliases.delete().where(
+                    t.model_aliases.c.name == name, t.model_aliases.c.alias == alias
+                )
+            )
+            conn.execute(
+                t.model_aliases.insert().values(
+                    name=name, alias=alias, model_version_id=model_version_id
+                )
+            )
+            conn.execute(
+                t.alias_history.insert().values(
+                    name=name,
+                    alias=alias,
+                    model_version_id=model_version_id,
+                    actor=actor,
+                    at=at,
+                    reason=reason,
+                )
+            )
+
+    def aliases(self, name: str) -> dict[str, str]:
+        q = sa.select(t.model_aliases).where(t.model_aliases.c.name == name)
+        return {r.alias: r.model_version_id for r in self._all(q)}
+
+    # ------------------------------------------------------------------------- gates
+    def open_gate(self, gate: GateRecord, task_run: TaskRunRecord, *, at: float) -> TaskRunRecord:
+        values = dataclasses.asdict(gate)
+        values["targets"] = list(gate.targets)
+        values["quorum"] = str(gate.quorum)
+        with self._tx() as conn:
+            conn.execute(t.gates.insert().values(**values))
+            return self._transition_task_run(
+                conn, task_run, TaskRunState.WAITING_FOR_APPROVAL, at, "gate opened", None, None
+            )
+
+    def get_gate(self, gate_id: str) -> GateRecord:
+        return _gate(self._one(sa.select(t.gates).where(t.gates.c.id == gate_id), "gate"))
+
+    def gate_of_task_run(self, task_run_id: str) -> GateRecord | None:
+        rows = self._all(sa.select(t.gates).where(t.gates.c.task_run_id == task_run_id))
+        return _gate(rows[0]) if rows else None
+
+    def gates_of_run(self, run_id: str) -> list[GateRecord]:
+        q = sa.select(t.gates).where(t.gates.c.run_id == run_id).order_by(t.gates.c.opened_at)
+        return [_gate(r) for r in self._all(q)]
+
+    def list_decisions(self, gate_id: str) -> list[DecisionRecord]:
+        q = sa.select(t.decisions).where(t.decisions.c.gate_id == gate_id)
+        return [_decision(r) for r in self._all(q.order_by(t.decisions.c.seq))]
+
+    def add_decision(
+        self,
+        decision: DecisionRecord,
+        task_run: TaskRunRecord,
+        new_state: TaskRunState | None,
+        *,
+        reason: str | None = None,
+    ) -> TaskRunRecord:
+        """Append a decision; the gate's task run is compare-and-set in the same transaction.
+
+        Even a decision that does not settle the gate bumps the task run's version, so two
+        decisions computed from the same view cannot both count: the second one conflicts.
+        """
+        with self._tx() as conn:
+            if new_state is None:
+                res = conn.execute(
+                    t.task_runs.update()
+                    .where(
+                        t.task_runs.c.id == task_run.id,
+                        t.task_runs.c.state == task_run.state.value,
+                        t.task_runs.c.version == task_run.version,
+                    )
+                    .values(version=task_run.version + 1)
+                )
+                if res.rowcount != 1:
+                    raise ConflictError("the gate changed meanwhile")
+                updated = dataclasses.replace(task_run, version=task_run.version + 1)
+            else:
+                updated = self._transition_task_run(
+                    conn, task_run, new_state, decision.at, reason, decision.actor, None
+                )
+            conn.execute(t.decisions.insert().values(**dataclasses.asdict(decision)))
+        return updated
+
+    def add_refusal(self, decision: DecisionRecord) -> None:
+        with self._tx() as conn:
+            conn.execute(t.decisions.insert().values(**dataclasses.asdict(decision)))
+
+    # --------------------------------------------------------------------- endpoints
+    def get_endpoint(self, name: str) -> EndpointRecord | None:
+        rows = self._all(sa.select(t.endpoints).where(t.endpoints.c.name == name))
+        return _endpoint(rows[0]) if rows else None
+
+    def list_endpoints(self) -> list[EndpointRecord]:
+        return [_endpoint(r) for r in self._all(sa.select(t.endpoints).order_by("name"))]
+
+    def save_endpoint(self, endpoint: EndpointRecord) -> None:
+        with self._tx() as conn:
+            conn.execute(t.endpoints.delete().where(t.endpoints.c.name == endpoint.name))
+            conn.execute(t.endpoints.insert().values(**dataclasses.asdict(endpoint)))
+
+    def add_deployment(self, deployment: DeploymentRecord) -> None:
+        with self._tx() as conn:
+            conn.execute(t.deployments.insert().values(**dataclasses.asdict(deployment)))
+
+    def list_deployments(self, endpoint: str) -> list[DeploymentRecord]:
+        q = (
+            sa.select(t.deployments)
+            .where(t.deployments.c.endpoint == endpoint)
+            .order_by(t.deployments.c.at)
+        )
+        return [
+            DeploymentRecord(
+                id=r.id,
+                endpoint=r.endpoint,
+                model_version_id=r.model_version_id,
+                run_id=r.run_id,
+                gate_id=r.gate_id,
+                deployed_by=r.deployed_by,
+                at=r.at,
+            )
+            for r in self._all(q)
+        ]
+
+
+def _run_values(run: RunRecord) -> dict[str, Any]:
+    values = dataclasses.asdict(run)
+    values["state"] = run.state.value
+    return values
+
+
+def _task_run_values(tr: TaskRunRecord) -> dict[str, Any]:
+    values = dataclasses.asdict(tr)
+    values["idx"] = values.pop("index")
+    values["state"] = tr.state.value
+    values["kind"] = tr.kind.value
+    return values

@@ -1,0 +1,1 @@
+"""Experiment tracking: what task runs logged (params, metrics, tags, models)."""

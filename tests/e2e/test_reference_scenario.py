@@ -87,7 +87,8 @@ def test_reference_scenario(cli: Cli) -> None:
     assert states["train-xgb[0]"] == states["train-forest[1]"] == "succeeded"
     assert states["sign-off"] == "waiting_for_approval"
     assert states["deploy"] == "pending"
-    assert all("ndcg_at_10" in t["metrics"] for t in shown["tasks"] if t["task"].startswith("train"))
+    trained = [t for t in shown["tasks"] if t["task"].startswith("train")]
+    assert all("ndcg_at_10" in t["metrics"] for t in trained)
     assert cli.json("endpoints") == []
 
     refused = cli("approve", run_id, "--as", "mallory", check=False)

@@ -30,7 +30,10 @@ def app(database_url: str, tmp_path: Path) -> Iterator[App]:
 def _start(app: App, **params: object) -> str:
     loaded = load_flow(TINY)
     run = app.engine.start_run(
-        loaded.spec, base_dir=loaded.base_dir, params=params, started_by="carol"  # type: ignore[arg-type]
+        loaded.spec,
+        base_dir=loaded.base_dir,
+        params=params,
+        started_by="carol",  # type: ignore[arg-type]
     )
     return run.id
 
@@ -126,7 +129,8 @@ def test_rejection_ends_the_run_and_skips_downstream(app: App) -> None:
     run = app.engine.drive(run_id)
     assert run.state is RunState.REJECTED
     assert _states(app, run_id)["after"] == "skipped"
-    assert run.reason is not None and "metrics look off" in run.reason
+    assert run.reason is not None
+    assert "metrics look off" in run.reason
 
 
 def test_non_target_and_starter_are_refused_and_recorded(app: App) -> None:
@@ -147,7 +151,8 @@ def test_failed_task_fails_the_run_and_skips_the_rest(app: App) -> None:
     assert states["pick"] == "skipped"
     assert states["approve"] == "skipped"
     failed = next(tr for tr in app.store.list_task_runs(run.id) if tr.label == "train[0]")
-    assert failed.reason is not None and "exit code 3" in failed.reason
+    assert failed.reason is not None
+    assert "exit code 3" in failed.reason
     assert "boom" in failed.reason
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -134,3 +135,38 @@ def test_reference_scenario(cli: Cli) -> None:
 
     runs = cli.json("runs")
     assert [r["state"] for r in runs] == ["rejected", "succeeded"]
+
+
+def test_demo_stops_at_the_gate_and_says_how_to_approve(cli: Cli) -> None:
+    proc = cli("demo", *SMALL)
+    assert "waits at gate sign-off for alice, bob" in proc.stdout
+    assert "approve " in proc.stdout
+    assert "--as alice" in proc.stdout
+    assert "review report:" in proc.stdout
+    runs = cli.json("runs")
+    assert [(r["flow"], r["state"]) for r in runs] == [("weekly-recsys", "waiting_for_approval")]
+    report = Path(cli.json("show", runs[0]["run_id"])["gates"][0]["report_html"])
+    html = report.read_text()
+    assert "Leaderboard" in html
+    assert "ndcg_at_10" in html
+
+
+def test_detached_run_reaches_the_gate_on_its_own(cli: Cli) -> None:
+    started = cli.json("run", str(FLOW), *SMALL, "--detach")
+    assert started["state"] in ("queued", "running", "waiting_for_approval")
+    deadline = time.monotonic() + 120
+    state = started["state"]
+    while time.monotonic() < deadline and state != "waiting_for_approval":
+        time.sleep(0.5)
+        state = cli.json("show", started["run_id"])["state"]
+    assert state == "waiting_for_approval"
+
+
+def test_invalid_flow_file_names_line_column_and_field(cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("flow: x\ntasks:\n  - title: a\n    comand: echo hi\n")
+    proc = cli("run", str(bad), check=False)
+    assert proc.returncode == 2
+    assert f"{bad}:4:5: tasks[0].comand:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert cli.json("runs") == []

@@ -116,7 +116,11 @@ def test_tie_on_the_first_condition_is_broken_by_the_second() -> None:
 
 def test_exact_tie_goes_to_the_earliest_candidate() -> None:
     conditions = [ConditionSpec("auc", "max"), ConditionSpec("loss", "min")]
-    late_first = [cand(5, auc=0.9, loss=0.2), cand(2, auc=0.9, loss=0.2), cand(4, auc=0.9, loss=0.2)]
+    late_first = [
+        cand(5, auc=0.9, loss=0.2),
+        cand(2, auc=0.9, loss=0.2),
+        cand(4, auc=0.9, loss=0.2),
+    ]
     ranking = rank_candidates(conditions, late_first)
     assert [c.order for c, _, _ in ranking.rows] == [2, 4, 5]
     assert ranking.winner is not None

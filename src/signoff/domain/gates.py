@@ -45,12 +45,19 @@ def check_decider(
 
 
 def required_approvals(gate: GateRecord, groups: Mapping[str, Sequence[str]] | None = None) -> int:
-    """How many distinct approvers the quorum asks for."""
+    """How many distinct approvers the quorum asks for; never fewer than one.
+
+    ``all`` means every target who may decide: the run's starter is left out when the policy
+    forbids self-approval (otherwise the gate could only expire).
+    """
     if gate.quorum == "any":
         return 1
     if gate.quorum == "all":
-        return len(expand_targets(gate.targets, groups or {}))
-    return int(gate.quorum)
+        eligible = expand_targets(gate.targets, groups or {})
+        if not gate.allow_self_approval:
+            eligible.discard(gate.started_by)
+        return max(1, len(eligible))
+    return max(1, int(gate.quorum))
 
 
 def outcome_of(

@@ -73,7 +73,10 @@ def parse_stdout(
         if not text.startswith("cnvrg_"):
             continue
         if m := _CNVRG_LINE.match(text):
-            value = float(m["value"])
+            try:
+                value = float(m["value"])
+            except ValueError:  # the pattern admits "-" or "1e"; not a number, not a point
+                continue
             if math.isfinite(value):
                 key = m["key"]
                 steps[key] = steps.get(key, -1) + 1

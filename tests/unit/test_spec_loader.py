@@ -83,11 +83,22 @@ def test_design_example_loads_with_its_content() -> None:
     assert loaded.base_dir == FLOWS
 
 
+@pytest.mark.parametrize(
+    "path",
+    [FLOWS / "tiny" / "flow.yaml", FLOWS.parents[2] / "examples" / "recsys" / "flow.yaml"],
+    ids=["tiny", "recsys"],
+)
+def test_reference_flows_load_without_warnings(path: Path) -> None:
+    assert load_flow(path).warnings == ()
+
+
 def test_cnvrg_export_with_seed_gate_lines_loads() -> None:
-    spec = load_flow(FLOWS / "seed_literal.yaml").spec
+    loaded = load_flow(FLOWS / "seed_literal.yaml")
+    spec = loaded.spec
 
     assert spec.name == "churn-model"  # named by `title:`
     assert spec.description == "Train, approve, serve."
+    assert spec.metadata == (("version", "1"),)
     assert [(p.key, p.values) for p in spec.params] == [("seed", (7,))]
 
     train = spec.task("train")
@@ -105,7 +116,8 @@ def test_cnvrg_export_with_seed_gate_lines_loads() -> None:
 
     serve = spec.task("serve")
     assert serve.depends_on == ("approve", "train")  # depends_on + relations, de-duplicated
-    assert serve.command is None  # a deploy task's command is ignored
+    assert serve.command is None  # a deploy task's command is dropped, with a warning
+    assert [(w.line, w.column, w.field) for w in loaded.warnings] == [(30, 5, "tasks[2].command")]
     assert serve.deploy is not None
     assert (serve.deploy.endpoint, serve.deploy.port) == ("churn", 8080)
 
@@ -226,7 +238,10 @@ def test_unknown_key_with_position_path_and_suggestion() -> None:
 def test_unknown_top_level_key_lists_allowed_keys() -> None:
     [issue] = errors_of("flow: f\nzzz: 1\ntasks:\n  - title: t\n    command: c\n")
     assert (issue.line, issue.column, issue.field) == (2, 1, "zzz")
-    assert issue.message.startswith("unknown key 'zzz' (allowed: description, flow, params,")
+    assert issue.message == (
+        "unknown key 'zzz' (allowed: author, author_email, description, flow, long_description, "
+        "params, recurring, relations, schedule, tags, tasks, title, version)"
+    )
 
 
 def test_every_error_of_a_file_in_one_pass() -> None:
@@ -452,3 +467,202 @@ def test_never_a_raw_exception(text: str) -> None:
 def test_issues_are_sorted_by_position() -> None:
     issues = errors_of(FLOWS / "bad_many_errors.yaml")
     assert [(i.line, i.column) for i in issues] == sorted((i.line, i.column) for i in issues)
+
+
+# ---------------------------------------------------------------- run control keys
+
+
+def test_run_control_keys_fill_the_task() -> None:
+    task = parse_flow(
+        "flow: f\n"
+        "tasks:\n"
+        "  - title: t\n"
+        "    description: Trains the model.\n"
+        "    command: run\n"
+        "    retries: 3\n"
+        "    retry_delay: 1m30s\n"
+        "    timeout: 2h\n"
+        "    cache: true\n"
+        "    output_dir: ./out//models/\n"
+    ).spec.tasks[0]
+    assert task.description == "Trains the model."
+    assert (task.retries, task.retry_delay, task.timeout) == (3, 90.0, 7200.0)
+    assert task.cache is True
+    assert task.output_dir == "out/models"
+    assert task.call is None  # only the Python SDK sets it
+
+
+def test_run_control_defaults() -> None:
+    task = parse_flow("flow: f\ntasks:\n  - {title: t, command: run}\n").spec.tasks[0]
+    assert (task.retries, task.retry_delay, task.timeout, task.cache) == (0, 0.0, None, False)
+    assert (task.output_dir, task.description, task.call) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("10s", 10.0), ("1m", 60.0), ("0", 0.0), ("2.5", 2.5), ("'2.5'", 2.5), ("1.5s", 1.5)],
+)
+def test_retry_delay(text: str, seconds: float) -> None:
+    task = parse_flow(f"flow: f\ntasks:\n  - {{title: t, command: c, retry_delay: {text}}}\n")
+    assert task.spec.tasks[0].retry_delay == seconds
+
+
+def test_a_command_timeout_and_a_gate_timeout_are_different_things() -> None:
+    spec = parse_flow(
+        "flow: f\ntasks:\n"
+        "  - {title: t, command: c, timeout: 90}\n"
+        "  - {title: g, objective: human_validation, target: a, timeout: 1.5s, depends_on: t}\n"
+    ).spec
+    assert spec.task("t").timeout == 90.0
+    assert spec.task("t").gate is None
+    gate = spec.task("g")
+    assert gate.timeout is None
+    assert gate.gate is not None
+    assert gate.gate.timeout_seconds == 2  # whole seconds, rounded up
+
+
+def test_run_control_errors_in_one_pass() -> None:
+    issues = errors_of(
+        "flow: f\n"
+        "tasks:\n"
+        "  - title: a\n"
+        "    command: c\n"
+        "    retries: -1\n"
+        "    retry_delay: -5\n"
+        "    timeout: 0\n"
+        "    cache: 'yes'\n"
+        "    output_dir: /abs\n"
+        "  - title: b\n"
+        "    command: c\n"
+        "    retries: 1.5\n"
+        "    output_dir: a/../../b\n"
+        "  - title: c\n"
+        "    command: c\n"
+        "    retries: true\n"
+        "    output_dir: inputs/x\n"
+        "  - {title: d, command: c, output_dir: '.'}\n"
+        "  - {title: e, command: c, output_dir: 'C:\\\\x'}\n"
+    )
+    assert where(issues) == [
+        (5, 14, "tasks[0].retries"),
+        (6, 18, "tasks[0].retry_delay"),
+        (7, 14, "tasks[0].timeout"),
+        (8, 12, "tasks[0].cache"),
+        (9, 17, "tasks[0].output_dir"),
+        (12, 14, "tasks[1].retries"),
+        (13, 17, "tasks[1].output_dir"),
+        (16, 14, "tasks[2].retries"),
+        (17, 17, "tasks[2].output_dir"),
+        (18, 40, "tasks[3].output_dir"),
+        (19, 40, "tasks[4].output_dir"),
+    ]
+    messages = [i.message for i in issues]
+    assert messages[0] == "retries must be a whole number, 0 or more; got -1"
+    assert messages[1].startswith("retry_delay must be a duration like '30s'")
+    assert messages[2] == "timeout must be positive"
+    assert messages[4] == "output_dir must be a path relative to the working folder, got '/abs'"
+    assert messages[6] == "output_dir must stay inside the working folder ('..' in 'a/../../b')"
+    assert messages[8] == "output_dir cannot be under 'inputs': signoff writes that itself"
+    assert messages[9] == "output_dir must name a folder inside the working folder, got '.'"
+
+
+def test_run_control_keys_belong_to_command_tasks() -> None:
+    issues = errors_of(
+        "flow: f\ntasks:\n"
+        "  - {title: s, type: select, conditions: [{tag_key: a}], timeout: 1h}\n"
+        "  - {title: g, objective: human_validation, target: a, retries: 2}\n"
+        "  - {title: d, type: deploy, endpoint: e, output_dir: out, cache: true}\n"
+    )
+    assert where(issues) == [
+        (3, 58, "tasks[0].timeout"),
+        (4, 56, "tasks[1].retries"),
+        (5, 43, "tasks[2].output_dir"),
+        (5, 60, "tasks[2].cache"),
+    ]
+    assert issues[0].message == "key 'timeout' is not allowed on a task of type 'select'"
+
+
+# ---------------------------------------------------------------- flow header and templates
+
+
+def test_flow_metadata_is_sorted_text() -> None:
+    spec = parse_flow(
+        "flow: f\n"
+        "description: short\n"
+        "long_description: longer\n"
+        "version: 2\n"
+        "author: Ann\n"
+        "tags: [ranking, weekly]\n"
+        "tasks:\n  - {title: t, command: c}\n"
+    ).spec
+    assert spec.description == "short"
+    assert spec.metadata == (
+        ("author", "Ann"),
+        ("long_description", "longer"),
+        ("tags", "ranking,weekly"),
+        ("version", "2"),
+    )
+
+
+def test_param_values_may_use_the_builtin_variables_only() -> None:
+    issues = errors_of(
+        "flow: f\n"
+        "params:\n"
+        "  - {key: out, value: '{{ output_dir }}/x'}\n"
+        "  - {key: bad, value: '{{ nope }}'}\n"
+        "tasks:\n"
+        "  - title: t\n"
+        "    command: c {{ out }}\n"
+        "    params:\n"
+        "      - {key: a, values: ['{{ run_id }}', '{{ out }}']}\n"
+        "      - {key: b, value: '{% if %}'}\n"
+    )
+    assert where(issues) == [
+        (4, 23, "params[1].value"),
+        (9, 43, "tasks[0].params[0].values[1]"),
+        (10, 25, "tasks[0].params[1].value"),
+    ]
+    assert issues[0].message == (
+        "unknown template variable 'nope' (param values may use: inputs, output_dir, run_id, task)"
+    )
+    assert issues[2].message.startswith("invalid template: template syntax error")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "flow: f\ntasks:\n  - title:\n    command: c\n",
+        "flow:\ntasks:\n  - {title: a, command: c}\n",
+        "title: ~\ntasks:\n  - {name: a, command: c}\n",
+    ],
+)
+def test_empty_names_are_errors_not_crashes(text: str) -> None:
+    [issue] = errors_of(text)
+    assert issue.message in ("the task name must not be empty", "the flow name must not be empty")
+    assert (issue.line, issue.column) in ((3, 5), (1, 1))
+
+
+def test_warnings_carry_their_place_and_never_stop_a_flow() -> None:
+    loaded = parse_flow(
+        "flow: f\ntasks:\n"
+        "  - {title: a, command: c, image: 'python:3.11'}\n"
+        "  - {title: b, command: c}\n"
+        "relations:\n  - {from: A, to: b}\n"
+    )
+    assert loaded.spec.task("b").depends_on == ("a",)
+    assert [(w.file, w.line, w.column, w.field, w.severity) for w in loaded.warnings] == [
+        ("<flow>", 3, 28, "tasks[0].image", "warning"),
+        ("<flow>", 6, 12, "relations[0].from", "warning"),
+    ]
+    assert str(loaded.warnings[0]).startswith("<flow>:3:28: tasks[0].image: 'image' is accepted")
+
+
+def test_an_empty_endpoint_is_missing() -> None:
+    [issue] = errors_of("flow: f\ntasks:\n  - title: d\n    type: deploy\n    endpoint:\n")
+    assert (issue.line, issue.column, issue.field) == (5, 5, "tasks[0].endpoint")
+    assert issue.message == "a deploy task needs an 'endpoint' (or 'endpoint_title')"
+
+
+def test_params_that_are_not_a_list_are_one_error() -> None:
+    [issue] = errors_of("flow: f\ntasks:\n  - {title: t, command: c, params: 1}\n")
+    assert (issue.line, issue.column, issue.field) == (3, 36, "tasks[0].params")

@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     )
     slots: int | None = Field(default=None, description="parallel task slots; default: cores")
     user: str | None = Field(default=None, description="who this CLI acts as on a laptop")
+    lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="a driving process renews its run's lease this often (x1/3); a process "
+        "silent for this long is taken for dead and its runs are taken over",
+    )
 
     @property
     def resolved_home(self) -> Path:

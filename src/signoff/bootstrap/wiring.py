@@ -9,7 +9,7 @@ from signoff.bootstrap.settings import Settings
 from signoff.domain.ports import Executor
 from signoff.endpoints.local import LocalEndpointRunner
 from signoff.engine import Engine, EngineObserver
-from signoff.executors.local import LocalExecutor
+from signoff.executors.local import LocalExecutor, stop_leftover
 from signoff.store.sql import SqlStore, open_store
 
 __all__ = ["App", "SystemClock", "build_app"]
@@ -52,6 +52,8 @@ def build_app(settings: Settings, observer: EngineObserver | None = None) -> App
         home=home,
         executor_factory=make_executor,
         endpoints=endpoints,
+        lease_seconds=settings.lease_seconds,
+        stop_leftover=stop_leftover,
     )
     if observer is not None:
         engine.observer = observer

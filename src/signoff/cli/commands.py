@@ -16,9 +16,11 @@ from rich.console import Console
 
 from signoff.bootstrap import App, Settings, build_app
 from signoff.cli import views
+from signoff.cli.follow import follow_run
 from signoff.cli.progress import ProgressObserver
 from signoff.domain.specs import ParamValue
 from signoff.domain.states import RunState
+from signoff.engine.engine import RunBusyError
 from signoff.errors import SignoffError
 from signoff.review.decide import decide
 from signoff.spec import load_flow
@@ -139,6 +141,22 @@ def run(
         app_.close()
 
 
+def _wait_for_lease(app_: App, run_id: str, *, quiet: bool) -> None:
+    owner, expires = app_.store.lease_of(run_id)
+    if owner is None or expires is None:
+        return
+    wait = expires - time.time()
+    if wait <= 0:
+        return
+    if not quiet:
+        err.print(
+            f"run {run_id} is held by {owner}; if that process is gone its lease ends in "
+            f"{wait:.0f}s, then this one takes over",
+            markup=False,
+        )
+    time.sleep(wait + 0.05)
+
+
 def _spawn_driver(settings: Settings, run_id: str) -> None:
     home = settings.resolved_home
     log = (home / "runs" / run_id / "driver.log").open("ab")
@@ -160,13 +178,37 @@ def resume(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:
-    """Continue a run from its last committed step (after a crash, or a detached start)."""
+    """Continue a run from its last committed step (after a crash, or a detached start).
+
+    When the run's lease is held by a process that stopped renewing it, this waits for the
+    lease to expire (at most SIGNOFF_LEASE_SECONDS) and takes over.
+    """
     app_ = build_app(_settings())
     try:
         run_ = app_.store.get_run(run_id)
+        _wait_for_lease(app_, run_.id, quiet=quiet)
         _drive_with_progress(app_, run_.id, quiet=quiet)
         if not quiet:
             views.print_outcome(out, app_.store, app_.store.get_run(run_.id), _signoff_cmd())
+    finally:
+        app_.close()
+
+
+@app.command()
+def cancel(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    reason: Annotated[str | None, typer.Option("--reason", "-m")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel a run: what has not ended is cancelled, running commands are stopped."""
+    settings = _settings()
+    app_ = build_app(settings)
+    try:
+        run_ = app_.engine.cancel(run_id, actor=_user(settings), reason=reason)
+        if as_json:
+            _print_json(views.run_summary(app_.store, app_.store.get_run(run_.id)))
+        else:
+            out.print(f"run {run_.id} cancelled")
     finally:
         app_.close()
 
@@ -192,11 +234,16 @@ def runs(
 @app.command()
 def show(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Watch until it ends or waits at a gate.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a run: its state, every task run (params, metrics) and any gate."""
     app_ = build_app(_settings())
     try:
+        if follow:
+            follow_run(app_.store, app_.store.get_run(run_id).id, err if as_json else out)
         detail = views.run_detail(app_.store, app_.store.get_run(run_id))
         if as_json:
             _print_json(detail)
@@ -256,7 +303,10 @@ def _decide(run_id: str, as_user: str, comment: str | None, approve: bool, as_js
         if not as_json:
             out.print(f"{as_user} {verb} run {run_.id}: gate is now {result.state}")
         if result.state.is_terminal:
-            _drive_with_progress(app_, run_.id, quiet=as_json)
+            try:
+                _drive_with_progress(app_, run_.id, quiet=as_json)
+            except RunBusyError as exc:  # a server or worker drives it: it will continue
+                err.print(f"note: {exc}; it continues there", markup=False)
         final = app_.store.get_run(run_.id)
         if as_json:
             _print_json(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from signoff.domain.records import (
+    ArtifactRecord,
     DecisionRecord,
     DeploymentRecord,
     EndpointRecord,
@@ -15,6 +16,7 @@ from signoff.domain.records import (
     MetricRecord,
     ModelVersionRecord,
     RunRecord,
+    TaskOutputs,
     TaskRunRecord,
     TransitionRecord,
 )
@@ -51,6 +53,9 @@ class TaskExecution:
     env: Mapping[str, str]
     cpu: float = 1.0
     gpu: float = 0.0
+    timeout: float | None = None
+    call: str | None = None  # "module:function": a Python task run in-process
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,8 @@ class Executor(Protocol):
     def submit(self, execution: TaskExecution) -> None: ...
 
     def wait_any(self, timeout: float | None = None) -> list[TaskOutcome]: ...
+
+    def cancel(self, task_run_id: str) -> None: ...
 
     def shutdown(self) -> None: ...
 
@@ -139,7 +146,14 @@ class Store(Protocol):
         reason: str | None = None,
         actor: str | None = None,
         changes: Mapping[str, Any] | None = None,
+        via: Sequence[TaskRunState] = (),
+        outputs: TaskOutputs | None = None,
     ) -> TaskRunRecord: ...
+
+    # leases: one process drives a run at a time
+    def claim_run(self, run_id: str, owner: str, *, now: float, ttl: float) -> str | None: ...
+    def release_run(self, run_id: str, owner: str) -> None: ...
+    def lease_of(self, run_id: str) -> tuple[str | None, float | None]: ...
 
     # tracking
     def record_outputs(
@@ -153,6 +167,8 @@ class Store(Protocol):
     def list_metrics(self, task_run_ids: Sequence[str]) -> list[MetricRecord]: ...
     def logged_params(self, task_run_id: str) -> dict[str, Any]: ...
     def logged_tags(self, task_run_id: str) -> dict[str, str]: ...
+    def list_artifacts(self, task_run_id: str) -> list[ArtifactRecord]: ...
+    def find_cached(self, cache_key: str) -> TaskRunRecord | None: ...
 
     # registry
     def add_model_version(self, record: ModelVersionRecord) -> ModelVersionRecord: ...

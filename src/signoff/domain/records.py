@@ -9,6 +9,7 @@ from signoff.domain.specs import TaskKind
 from signoff.domain.states import RunState, TaskRunState
 
 __all__ = [
+    "ArtifactRecord",
     "DecisionRecord",
     "DeploymentRecord",
     "EndpointRecord",
@@ -16,6 +17,7 @@ __all__ = [
     "MetricRecord",
     "ModelVersionRecord",
     "RunRecord",
+    "TaskOutputs",
     "TaskRunRecord",
     "TransitionRecord",
 ]
@@ -59,6 +61,8 @@ class TaskRunRecord:
     exit_code: int | None = None
     reason: str | None = None
     result: dict[str, Any] = field(default_factory=dict)
+    not_before: float | None = None  # a retry waits until then
+    cache_key: str | None = None
 
     @property
     def label(self) -> str:
@@ -92,6 +96,27 @@ class MetricRecord:
     value: float
     step: int | None
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRecord:
+    """One file a task run produced, content-addressed."""
+
+    task_run_id: str
+    path: str  # relative to the task run's output folder
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutputs:
+    """Everything a finished task run logged and produced, written with its final state."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: list[MetricRecord] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    artifacts: list[ArtifactRecord] = field(default_factory=list)
+    models: list[ModelVersionRecord] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ class TaskKind(StrEnum):
 
     @property
     def runs_command(self) -> bool:
+        """Whether an executor runs it (a command or a Python callable)."""
         return self in (TaskKind.EXEC, TaskKind.DATA)
 
 
@@ -100,6 +101,13 @@ class TaskSpec:
     gate: GatePolicy | None = None
     deploy: DeploySpec | None = None
     env: tuple[tuple[str, str], ...] = ()
+    retries: int = 0
+    retry_delay: float = 0.0  # seconds before the first retry; doubles each attempt
+    timeout: float | None = None  # seconds a command may run
+    cache: bool = False  # reuse an earlier identical task run's result
+    call: str | None = None  # "package.module:function" for Python tasks (the SDK)
+    output_dir: str | None = None  # cnvrg: a folder in the working folder collected as output
+    description: str | None = None
 
     def grid(self, overrides: dict[str, ParamValue] | None = None) -> list[dict[str, ParamValue]]:
         """Every combination of this task's params, in a stable order (the task runs)."""
@@ -120,6 +128,7 @@ class FlowSpec:
     params: tuple[ParamSpec, ...] = ()
     schedule: str | None = None
     description: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()  # version, author, tags, ... (cnvrg headers)
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:
@@ -162,6 +171,13 @@ class FlowSpec:
                     else None,
                     deploy=DeploySpec(**deploy) if deploy else None,
                     env=tuple((k, v) for k, v in t.get("env", ())),
+                    retries=t.get("retries", 0),
+                    retry_delay=t.get("retry_delay", 0.0),
+                    timeout=t.get("timeout"),
+                    cache=t.get("cache", False),
+                    call=t.get("call"),
+                    output_dir=t.get("output_dir"),
+                    description=t.get("description"),
                 )
             )
         return FlowSpec(
@@ -170,4 +186,5 @@ class FlowSpec:
             params=tuple(ParamSpec(p["key"], tuple(p["values"])) for p in data.get("params", ())),
             schedule=data.get("schedule"),
             description=data.get("description"),
+            metadata=tuple((k, v) for k, v in data.get("metadata", ())),
         )

@@ -1,9 +1,9 @@
 """Engine: creates runs and drives them, one committed step at a time, until they end or wait.
 
-The engine keeps no truth in memory: every step reads the task runs from the store, plans with
-:func:`signoff.domain.planning.plan_run`, and changes state only through the store's one door.
-A run waiting at a gate is only rows: ``drive`` returns, and whoever decides the gate calls
-``drive`` again.
+The store is the only truth. A driving process holds the run's lease (renewed as it works);
+it keeps an index of the task runs it read and wrote itself, and rereads the run row on every
+turn so a cancel from elsewhere stops it. A run waiting at a gate is only rows: ``drive``
+returns, and whoever decides the gate calls ``drive`` again.
 """
 
 from __future__ import annotations
@@ -11,31 +11,39 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from signoff.domain.planning import plan_run
+from signoff.domain.planning import evaluate_tasks, run_outcome
 from signoff.domain.ports import Clock, EndpointRunner, Executor, Store, TaskExecution, TaskOutcome
-from signoff.domain.records import GateRecord, RunRecord, TaskRunRecord
-from signoff.domain.specs import FlowSpec, ParamValue, TaskKind
+from signoff.domain.records import GateRecord, RunRecord, TaskOutputs, TaskRunRecord
+from signoff.domain.specs import FlowSpec, ParamValue, TaskKind, TaskSpec
 from signoff.domain.states import RunState, TaskRunState
 from signoff.engine import builtin
-from signoff.engine.ingest import ingest_outputs
-from signoff.errors import SignoffError
+from signoff.engine.artifacts import cache_key, code_fingerprint, folder_fingerprint
+from signoff.engine.ingest import read_outputs
+from signoff.errors import ConflictError, SignoffError
 from signoff.spec.templates import render, task_slug
 
-__all__ = ["Engine", "EngineObserver", "new_id"]
+__all__ = ["Engine", "EngineObserver", "RunBusyError", "new_id"]
 
 _CODE_SKIP = {".git", ".signoff", "__pycache__", ".venv", "node_modules", ".mypy_cache"}
 _CODE_MAX_BYTES = 50 * 1024 * 1024
+_T = TaskRunState
 
 
 def new_id() -> str:
     """A short random identifier (12 hex digits) for runs, task runs, gates and models."""
     return uuid.uuid4().hex[:12]
+
+
+class RunBusyError(ConflictError):
+    """Another live process holds the run's lease and is driving it."""
 
 
 class EngineObserver(Protocol):
@@ -59,6 +67,10 @@ class _SilentObserver:
         pass
 
 
+def _default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
 @dataclass
 class Engine:
     """Creates and drives runs. Built by ``signoff.bootstrap``; holds no run state itself."""
@@ -68,14 +80,19 @@ class Engine:
     home: Path
     executor_factory: Callable[[], Executor]
     endpoints: EndpointRunner
-    observer: EngineObserver = _SilentObserver()  # noqa: RUF009 (stateless default)
+    observer: EngineObserver = field(default_factory=_SilentObserver)
+    lease_seconds: float = 30.0
+    max_lost_attempts: int = 3
+    owner: str = field(default_factory=_default_owner)
+    # stops a command a dead driver left running (the executor's knowledge, wired in bootstrap)
+    stop_leftover: Callable[[Path, str], bool] = field(default=lambda _work, _id: False)
 
     # ------------------------------------------------------------------ creating runs
     def start_run(
         self,
         spec: FlowSpec,
         *,
-        base_dir: Path,
+        base_dir: Path | None,
         source: str | None = None,
         params: Mapping[str, ParamValue] | None = None,
         started_by: str,
@@ -88,7 +105,9 @@ class Engine:
         run_id = new_id()
         run_dir = self.home / "runs" / run_id
         code_dir = run_dir / "code"
-        _snapshot_code(base_dir, code_dir)
+        code_dir.mkdir(parents=True, exist_ok=True)
+        if base_dir is not None:
+            _snapshot_code(base_dir, code_dir)
         now = self.clock.now()
         task_runs: list[TaskRunRecord] = []
         for order, task in enumerate(spec.tasks):
@@ -128,200 +147,462 @@ class Engine:
 
     # ------------------------------------------------------------------- driving runs
     def drive(self, run_id: str) -> RunRecord:
-        """Advance a run until it ends or only a gate can move it; return where it stands."""
+        """Advance a run until it ends or only a gate can move it; return where it stands.
+
+        Raises :class:`RunBusyError` when another live process is driving the run.
+        """
         run = self.store.get_run(run_id)
         if run.state.is_terminal:
             return run
-        spec = self.store.get_flow(run.flow_hash)
-        trs = self.store.list_task_runs(run.id)
-        if run.state is RunState.WAITING_FOR_APPROVAL:
-            if any(tr.state is TaskRunState.WAITING_FOR_APPROVAL for tr in trs):
-                return run
-            run = self._move_run(run, RunState.RUNNING, "gate decided")
-        elif run.state is RunState.QUEUED:
-            run = self._move_run(run, RunState.RUNNING, "started")
-        executor = self.executor_factory()
+        holder = self.store.claim_run(
+            run.id, self.owner, now=self.clock.now(), ttl=self.lease_seconds
+        )
+        if holder is not None:
+            raise RunBusyError(f"run {run.id} is being driven by {holder}")
         try:
-            self._recover_orphans(trs)
-            return self._loop(run, spec, executor)
+            return _Drive(self, self.store.get_run(run.id)).go()
         finally:
-            executor.shutdown()
+            self.store.release_run(run.id, self.owner)
 
-    def _loop(self, run: RunRecord, spec: FlowSpec, executor: Executor) -> RunRecord:
-        while True:
-            trs = self.store.list_task_runs(run.id)
-            plan = plan_run(spec, trs)
-            progressed = False
-            for tr in plan.skip:
-                upstream = ", ".join(spec.task(tr.task_name).depends_on)
-                self._move_task(tr, TaskRunState.SKIPPED, f"upstream ({upstream}) did not succeed")
-                progressed = True
-            for tr in plan.ready:
-                if tr.kind.runs_command:
-                    task = spec.task(tr.task_name)
-                    if executor.free_slots() < executor.slots_needed(task.resources.cpu):
-                        continue
-                    self._launch(run, spec, tr, trs, executor)
-                else:
-                    self._run_builtin(run, spec, tr)
-                progressed = True
-            if progressed:
-                continue
-            if executor.in_flight():
-                for outcome in executor.wait_any(timeout=1.0):
-                    self._finish(run, outcome)
-                continue
-            if plan.outcome is not None:
-                return self._move_run(run, plan.outcome, _outcome_reason(plan.outcome, trs))
-            if plan.waiting_gates:
-                return self._move_run(run, RunState.WAITING_FOR_APPROVAL, "waiting at a gate")
-            stuck = ", ".join(f"{tr.label}={tr.state}" for tr in trs if not tr.state.is_terminal)
-            return self._move_run(run, RunState.FAILED, f"no task can move: {stuck}")
-
-    def _recover_orphans(self, trs: list[TaskRunRecord]) -> None:
-        # A task run left queued or running by a process that died is run again: execution
-        # is at-least-once, never silently marked done.
-        for tr in trs:
-            if tr.state is TaskRunState.RUNNING:
-                self._move_task(tr, TaskRunState.QUEUED, "the process running it stopped")
-
-    # ---------------------------------------------------------------- command tasks
-    def _launch(
-        self,
-        run: RunRecord,
-        spec: FlowSpec,
-        tr: TaskRunRecord,
-        all_trs: list[TaskRunRecord],
-        executor: Executor,
-    ) -> None:
-        task = spec.task(tr.task_name)
-        if tr.state is TaskRunState.PENDING:
-            tr = self._move_task(tr, TaskRunState.QUEUED, None)
-        work = Path(tr.work_dir)
-        output = work / "output"
-        inputs = work / "inputs"
-        _prepare_work_dir(work, Path(run.work_dir) / "code", inputs, output)
-        for upstream_name in task.depends_on:
-            ups = [u for u in all_trs if u.task_name == upstream_name]
-            _link_inputs(inputs / task_slug(upstream_name), ups)
-        variables: dict[str, object] = {
-            **tr.params,
-            "run_id": run.id,
-            "task": task.name,
-            "output_dir": str(output),
-            "inputs": str(inputs),
-        }
-        try:
-            command = render(task.command or "", variables)
-        except SignoffError as exc:
-            self._move_task(
-                tr, TaskRunState.RUNNING, None, changes={"started_at": self.clock.now()}
-            )
-            self._fail(tr.id, f"command template: {exc}")
-            return
-        env = {
-            "SIGNOFF_RUN_ID": run.id,
-            "SIGNOFF_TASK": task.name,
-            "SIGNOFF_TASK_RUN_ID": tr.id,
-            "SIGNOFF_PARAMS": json.dumps(tr.params, default=str),
-            "SIGNOFF_OUTPUT_DIR": str(output),
-            "SIGNOFF_INPUTS_DIR": str(inputs),
-            "SIGNOFF_RECORDS_FILE": str(work / "records.jsonl"),
-            **{f"SIGNOFF_PARAM_{_env_key(k)}": str(v) for k, v in tr.params.items()},
-            **dict(task.env),
-        }
-        (work / "records.jsonl").unlink(missing_ok=True)
-        self._move_task(tr, TaskRunState.RUNNING, None, changes={"started_at": self.clock.now()})
-        executor.submit(
-            TaskExecution(
-                task_run_id=tr.id,
-                command=command,
-                work_dir=work,
-                env=env,
-                cpu=task.resources.cpu,
-                gpu=task.resources.gpu,
-            )
-        )
-
-    def _finish(self, run: RunRecord, outcome: TaskOutcome) -> None:
-        tr = self.store.get_task_run(outcome.task_run_id)
-        now = self.clock.now()
-        if outcome.error is not None:
-            self._fail(tr.id, outcome.error)
-            return
-        if outcome.exit_code != 0:
-            tail = _log_tail(Path(tr.work_dir))
-            self._fail(tr.id, f"exit code {outcome.exit_code}" + (f": {tail}" if tail else ""))
-            return
-        try:
-            ingest_outputs(self.store, run, tr, now=now, new_id=new_id)
-        except SignoffError as exc:
-            self._fail(tr.id, f"could not record outputs: {exc}")
-            return
-        self._move_task(
-            tr,
-            TaskRunState.SUCCEEDED,
-            None,
-            changes={"ended_at": now, "exit_code": 0},
-        )
-
-    def _fail(self, task_run_id: str, reason: str) -> None:
-        tr = self.store.get_task_run(task_run_id)
-        self._move_task(tr, TaskRunState.FAILED, reason, changes={"ended_at": self.clock.now()})
-
-    # -------------------------------------------------------------- built-in tasks
-    def _run_builtin(self, run: RunRecord, spec: FlowSpec, tr: TaskRunRecord) -> None:
-        task = spec.task(tr.task_name)
-        if tr.kind is TaskKind.HUMAN_VALIDATION:
-            gate, tr = builtin.open_gate(self.store, self.clock, run, spec, task, tr, new_id)
-            self.observer.after_task_transition(tr)
-            self.observer.on_gate_opened(gate)
-            return
-        tr = self._move_task(tr, TaskRunState.QUEUED, None)
-        tr = self._move_task(
-            tr, TaskRunState.RUNNING, None, changes={"started_at": self.clock.now()}
-        )
-        try:
-            if tr.kind is TaskKind.SELECT:
-                result = builtin.select(self.store, run, spec, task, tr)
-            elif tr.kind is TaskKind.DEPLOY:
-                result = builtin.deploy(
-                    self.store, self.clock, self.endpoints, self.home, run, spec, task, tr, new_id
-                )
-            else:  # pragma: no cover - the loader admits no other kinds
-                raise SignoffError(f"unknown task kind {tr.kind}")
-        except SignoffError as exc:
-            self._fail(tr.id, str(exc))
-            return
-        self._move_task(
-            tr,
-            TaskRunState.SUCCEEDED,
-            None,
-            changes={"ended_at": self.clock.now(), "result": result},
-        )
+    def cancel(self, run_id: str, *, actor: str, reason: str | None = None) -> RunRecord:
+        """Cancel a run: every task run that has not ended is cancelled, commands stopped."""
+        run = self.store.get_run(run_id)
+        if run.state.is_terminal:
+            raise ConflictError(f"run {run.id} already ended: {run.state}")
+        why = f"cancelled by {actor}" + (f": {reason}" if reason else "")
+        run = self.store.transition_run(run, RunState.CANCELLED, at=self.clock.now(), reason=why)
+        self.observer.after_run_transition(run)
+        for listed in self.store.list_task_runs(run.id):
+            tr = listed
+            while not tr.state.is_terminal:
+                try:
+                    moved = self.store.transition_task_run(
+                        tr, _T.CANCELLED, at=self.clock.now(), reason=why, actor=actor
+                    )
+                except ConflictError:
+                    tr = self.store.get_task_run(tr.id)
+                    continue
+                if tr.state is _T.RUNNING:
+                    self.stop_leftover(Path(tr.work_dir), tr.id)
+                self.observer.after_task_transition(moved)
+                break
+        return run
 
     # ------------------------------------------------------------------- state moves
-    def _move_task(
+    def move_task(
         self,
         tr: TaskRunRecord,
         new: TaskRunState,
         reason: str | None,
         *,
         changes: Mapping[str, Any] | None = None,
+        via: tuple[TaskRunState, ...] = (),
+        outputs: TaskOutputs | None = None,
     ) -> TaskRunRecord:
+        """The engine's door to the store's door: every task state change passes here."""
         moved = self.store.transition_task_run(
-            tr, new, at=self.clock.now(), reason=reason, changes=changes
+            tr, new, at=self.clock.now(), reason=reason, changes=changes, via=via, outputs=outputs
         )
         self.observer.after_task_transition(moved)
         return moved
 
-    def _move_run(self, run: RunRecord, new: RunState, reason: str | None) -> RunRecord:
+    def move_run(self, run: RunRecord, new: RunState, reason: str | None) -> RunRecord:
         moved = self.store.transition_run(run, new, at=self.clock.now(), reason=reason)
         self.observer.after_run_transition(moved)
         return moved
 
 
+class _Drive:
+    """One process driving one run: an index of its task runs, the executor, the lease."""
+
+    def __init__(self, engine: Engine, run: RunRecord) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.run = run
+        self.spec = self.store.get_flow(run.flow_hash)
+        self.trs: dict[str, TaskRunRecord] = {}
+        self.by_task: dict[str, list[TaskRunRecord]] = {t.name: [] for t in self.spec.tasks}
+        for tr in self.store.list_task_runs(run.id):
+            self._index(tr)
+        self.executor: Executor | None = None
+        self.in_flight: set[str] = set()
+        self.dirty: set[str] = {t.name for t in self.spec.tasks}
+        self.renew_at = time.monotonic() + engine.lease_seconds / 3
+        self._code_digest: str | None = None
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _index(self, tr: TaskRunRecord) -> None:
+        old = self.trs.get(tr.id)
+        self.trs[tr.id] = tr
+        group = self.by_task.setdefault(tr.task_name, [])
+        if old is None:
+            group.append(tr)
+        else:
+            group[group.index(old)] = tr
+            if tr.state.is_terminal and not old.state.is_terminal:
+                self.dirty.update(self.spec.downstream(tr.task_name))
+
+    def _move(self, tr: TaskRunRecord, new: TaskRunState, reason: str | None, **kw: Any) -> None:
+        self._index(self.engine.move_task(tr, new, reason, **kw))
+
+    def _now(self) -> float:
+        return self.engine.clock.now()
+
+    # ------------------------------------------------------------------------ loop
+    def go(self) -> RunRecord:
+        run = self.run
+        if run.state is RunState.WAITING_FOR_APPROVAL:
+            if any(tr.state is _T.WAITING_FOR_APPROVAL for tr in self.trs.values()):
+                return run
+            run = self.engine.move_run(run, RunState.RUNNING, "gate decided")
+        elif run.state is RunState.QUEUED:
+            run = self.engine.move_run(run, RunState.RUNNING, "started")
+        self.run = run
+        self._recover()
+        self.executor = self.engine.executor_factory()
+        try:
+            return self._loop()
+        finally:
+            self.executor.shutdown()
+
+    def _recover(self) -> None:
+        # A task run left `running` by a process that died may have started: stop what is left
+        # of it and run it again (at-least-once), never mark it done. Too many losses fail it.
+        for tr in list(self.trs.values()):
+            if tr.state is not _T.RUNNING:
+                continue
+            self.engine.stop_leftover(Path(tr.work_dir), tr.id)
+            lost = int(tr.result.get("lost", 0)) + 1
+            if lost > self.engine.max_lost_attempts:
+                self._move(
+                    tr,
+                    _T.FAILED,
+                    f"lost {lost} times with the process running it",
+                    changes={"ended_at": self._now()},
+                )
+            else:
+                self._move(
+                    tr,
+                    _T.QUEUED,
+                    f"the process running attempt {tr.attempt} stopped; running it again",
+                    changes={"result": {**tr.result, "lost": lost}, "not_before": None},
+                )
+
+    def _loop(self) -> RunRecord:
+        assert self.executor is not None
+        executor = self.executor
+        while True:
+            self._heartbeat()
+            current = self.store.get_run(self.run.id)
+            if current.state.is_terminal:  # cancelled from elsewhere
+                for trid in list(self.in_flight):
+                    executor.cancel(trid)
+                return current
+            progressed = self._advance(executor)
+            if progressed:
+                continue
+            if self.in_flight:
+                for outcome in executor.wait_any(timeout=min(1.0, self._next_due())):
+                    self.in_flight.discard(outcome.task_run_id)
+                    self._finish(outcome)
+                continue
+            delay = self._next_due()
+            if delay < float("inf"):
+                time.sleep(min(delay, 1.0))
+                continue
+            trs = list(self.trs.values())
+            if all(tr.state.is_terminal for tr in trs):
+                outcome_state = run_outcome(trs)
+                return self.engine.move_run(
+                    self.run, outcome_state, _outcome_reason(outcome_state, trs)
+                )
+            if any(tr.state is _T.WAITING_FOR_APPROVAL for tr in trs):
+                return self.engine.move_run(
+                    self.run, RunState.WAITING_FOR_APPROVAL, "waiting at a gate"
+                )
+            stuck = ", ".join(f"{tr.label}={tr.state}" for tr in trs if not tr.state.is_terminal)
+            return self.engine.move_run(self.run, RunState.FAILED, f"no task can move: {stuck}")
+
+    def _heartbeat(self) -> None:
+        if time.monotonic() < self.renew_at:
+            return
+        holder = self.store.claim_run(
+            self.run.id, self.engine.owner, now=self._now(), ttl=self.engine.lease_seconds
+        )
+        if holder is not None:
+            raise RunBusyError(f"lost the lease of run {self.run.id} to {holder}")
+        self.renew_at = time.monotonic() + self.engine.lease_seconds / 3
+
+    def _next_due(self) -> float:
+        now = self._now()
+        waits = [
+            max(0.0, (tr.not_before or now) - now)
+            for tr in self.trs.values()
+            if tr.state is _T.QUEUED and tr.id not in self.in_flight
+        ]
+        return min(waits, default=float("inf"))
+
+    def _advance(self, executor: Executor) -> bool:
+        progressed = False
+        while self.dirty:
+            names, self.dirty = self.dirty, set()
+            ready, skip = evaluate_tasks(self.spec, self.by_task, names)
+            for tr in skip:
+                upstream = ", ".join(self.spec.task(tr.task_name).depends_on)
+                self._move(tr, _T.SKIPPED, f"upstream ({upstream}) did not succeed")
+                progressed = True
+            for tr in ready:
+                task = self.spec.task(tr.task_name)
+                if not tr.kind.runs_command:
+                    self._run_builtin(task, tr)
+                    progressed = True
+        now = self._now()
+        launchable = sorted(
+            (
+                tr
+                for tr in self.trs.values()
+                if tr.kind.runs_command
+                and tr.id not in self.in_flight
+                and (
+                    (tr.state is _T.PENDING and self._upstream_done(tr))
+                    or (tr.state is _T.QUEUED and (tr.not_before or 0.0) <= now)
+                )
+            ),
+            key=lambda tr: tr.created_at,
+        )
+        for tr in launchable:
+            task = self.spec.task(tr.task_name)
+            if executor.free_slots() < executor.slots_needed(task.resources.cpu):
+                break
+            self._launch(task, tr, executor)
+            progressed = True
+        return progressed
+
+    def _upstream_done(self, tr: TaskRunRecord) -> bool:
+        task = self.spec.task(tr.task_name)
+        return all(u.state.is_success for up in task.depends_on for u in self.by_task[up])
+
+    # ---------------------------------------------------------------- command tasks
+    def _launch(self, task: TaskSpec, tr: TaskRunRecord, executor: Executor) -> None:
+        work = Path(tr.work_dir)
+        output = work / "output"
+        inputs = work / "inputs"
+        _prepare_work_dir(
+            work, Path(self.run.work_dir) / "code", inputs, output, code=task.call is None
+        )
+        for upstream_name in task.depends_on:
+            _link_inputs(inputs / task_slug(upstream_name), self.by_task[upstream_name])
+        if task.output_dir:
+            _link_output_dir(work / task.output_dir, output)
+        variables: dict[str, object] = {
+            **tr.params,
+            "run_id": self.run.id,
+            "task": task.name,
+            "output_dir": str(output),
+            "inputs": str(inputs),
+        }
+        via = (_T.QUEUED,) if tr.state is _T.PENDING else ()
+        try:
+            command = render(task.command, variables) if task.command else None
+            params = {
+                k: render(v, variables) if isinstance(v, str) and "{{" in v else v
+                for k, v in tr.params.items()
+            }
+        except SignoffError as exc:
+            self._move(
+                tr,
+                _T.FAILED,
+                f"template: {exc}",
+                via=(*via, _T.RUNNING),
+                changes={"ended_at": self._now()},
+            )
+            return
+        key = self._cache_key(task, tr, command, params) if task.cache else None
+        if key is not None and self._reuse(tr, key, via):
+            return
+        env = {
+            "SIGNOFF_RUN_ID": self.run.id,
+            "SIGNOFF_TASK": task.name,
+            "SIGNOFF_TASK_RUN_ID": tr.id,
+            "SIGNOFF_PARAMS": json.dumps(params, default=str),
+            "SIGNOFF_OUTPUT_DIR": str(output),
+            "SIGNOFF_INPUTS_DIR": str(inputs),
+            "SIGNOFF_RECORDS_FILE": str(work / "records.jsonl"),
+            **{f"SIGNOFF_PARAM_{_env_key(k)}": str(v) for k, v in params.items()},
+            **dict(task.env),
+        }
+        (work / "records.jsonl").unlink(missing_ok=True)
+        self._move(
+            tr,
+            _T.RUNNING,
+            None,
+            via=via,
+            changes={"started_at": self._now(), "cache_key": key, "not_before": None},
+        )
+        self.in_flight.add(tr.id)
+        executor.submit(
+            TaskExecution(
+                task_run_id=tr.id,
+                command=command or "",
+                work_dir=work,
+                env=env,
+                cpu=task.resources.cpu,
+                gpu=task.resources.gpu,
+                timeout=task.timeout,
+                call=task.call,
+                params=params,
+            )
+        )
+
+    def _cache_key(
+        self, task: TaskSpec, tr: TaskRunRecord, command: str | None, params: dict[str, Any]
+    ) -> str:
+        if self._code_digest is None:
+            self._code_digest = code_fingerprint(Path(self.run.work_dir) / "code")
+        inputs = {
+            f"{up.task_name}[{up.index}]": folder_fingerprint(self.store.list_artifacts(up.id))
+            for name in task.depends_on
+            for up in self.by_task[name]
+        }
+        return cache_key(
+            command=command, call=task.call, params=params, code=self._code_digest, inputs=inputs
+        )
+
+    def _reuse(self, tr: TaskRunRecord, key: str, via: tuple[TaskRunState, ...]) -> bool:
+        earlier = self.store.find_cached(key)
+        if earlier is None:
+            return False
+        source = Path(earlier.work_dir) / "output"
+        if not source.is_dir():
+            return False
+        output = Path(tr.work_dir) / "output"
+        shutil.rmtree(output, ignore_errors=True)
+        output.symlink_to(source.resolve(), target_is_directory=True)
+        now = self._now()
+        models = [
+            _replace_model(mv, new_id(), self.run.id, tr.id, now)
+            for mv in self.store.model_versions_of(earlier.id)
+        ]
+        outputs = TaskOutputs(
+            params=self.store.logged_params(earlier.id),
+            metrics=[
+                type(m)(tr.id, m.key, m.value, m.step, m.at)
+                for m in self.store.list_metrics([earlier.id])
+            ],
+            tags=self.store.logged_tags(earlier.id),
+            artifacts=[
+                type(a)(tr.id, a.path, a.sha256, a.size)
+                for a in self.store.list_artifacts(earlier.id)
+            ],
+            models=models,
+        )
+        self._move(
+            tr,
+            _T.SUCCEEDED,
+            f"cached: reused {earlier.label} of run {earlier.run_id}",
+            via=(*via, _T.RUNNING),
+            changes={
+                "started_at": now,
+                "ended_at": now,
+                "exit_code": earlier.exit_code,
+                "cache_key": key,
+                "result": {**tr.result, "cached_from": earlier.id},
+            },
+            outputs=outputs,
+        )
+        return True
+
+    def _finish(self, outcome: TaskOutcome) -> None:
+        tr = self.store.get_task_run(outcome.task_run_id)
+        if tr.state is not _T.RUNNING:  # cancelled meanwhile
+            self._index(tr)
+            return
+        now = self._now()
+        if outcome.error is not None or outcome.exit_code != 0:
+            why = outcome.error or f"exit code {outcome.exit_code}"
+            tail = _log_tail(Path(tr.work_dir))
+            self._failed(tr, why + (f": {tail}" if tail and outcome.error is None else ""))
+            return
+        try:
+            outputs = read_outputs(
+                self.run, tr, now=now, new_id=new_id, artifacts_root=self.engine.home / "artifacts"
+            )
+        except (SignoffError, OSError) as exc:
+            self._failed(tr, f"could not record outputs: {exc}")
+            return
+        try:
+            self._move(
+                tr,
+                _T.SUCCEEDED,
+                None,
+                changes={"ended_at": now, "exit_code": 0},
+                outputs=outputs,
+            )
+        except ConflictError:
+            self._index(self.store.get_task_run(tr.id))
+
+    def _failed(self, tr: TaskRunRecord, why: str) -> None:
+        task = self.spec.task(tr.task_name)
+        lost = int(tr.result.get("lost", 0))
+        tries_used = tr.attempt - lost
+        try:
+            if tries_used <= task.retries:
+                delay = task.retry_delay * (2 ** (tries_used - 1)) if task.retry_delay else 0.0
+                self._move(
+                    tr,
+                    _T.QUEUED,
+                    f"attempt {tr.attempt} failed ({why}); retry {tries_used} of {task.retries}"
+                    + (f" in {delay:g}s" if delay else ""),
+                    changes={"not_before": self._now() + delay, "exit_code": None},
+                )
+            else:
+                self._move(tr, _T.FAILED, why, changes={"ended_at": self._now()})
+        except ConflictError:
+            self._index(self.store.get_task_run(tr.id))
+
+    # -------------------------------------------------------------- built-in tasks
+    def _run_builtin(self, task: TaskSpec, tr: TaskRunRecord) -> None:
+        store, engine = self.store, self.engine
+        if tr.kind is TaskKind.HUMAN_VALIDATION:
+            gate, moved = builtin.open_gate(
+                store, engine.clock, self.run, self.spec, task, tr, new_id
+            )
+            self._index(moved)
+            engine.observer.after_task_transition(moved)
+            engine.observer.on_gate_opened(gate)
+            return
+        self._move(tr, _T.RUNNING, None, via=(_T.QUEUED,), changes={"started_at": self._now()})
+        tr = self.trs[tr.id]
+        try:
+            if tr.kind is TaskKind.SELECT:
+                result = builtin.select(store, self.run, self.spec, task, tr)
+            elif tr.kind is TaskKind.DEPLOY:
+                result = builtin.deploy(
+                    store,
+                    engine.clock,
+                    engine.endpoints,
+                    engine.home,
+                    self.run,
+                    self.spec,
+                    task,
+                    tr,
+                    new_id,
+                )
+            else:  # pragma: no cover - the loader admits no other kinds
+                raise SignoffError(f"unknown task kind {tr.kind}")
+        except SignoffError as exc:
+            self._move(tr, _T.FAILED, str(exc), changes={"ended_at": self._now()})
+            return
+        self._move(tr, _T.SUCCEEDED, None, changes={"ended_at": self._now(), "result": result})
+
+
 # ------------------------------------------------------------------------ helpers
+def _replace_model(mv: Any, new: str, run_id: str, tr_id: str, now: float) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(mv, id=new, run_id=run_id, task_run_id=tr_id, created_at=now)
+
+
 def _check_overrides(spec: FlowSpec, overrides: Mapping[str, ParamValue]) -> None:
     known = {p.key for p in spec.params} | {p.key for t in spec.tasks for p in t.params}
     unknown = sorted(set(overrides) - known)
@@ -347,15 +628,13 @@ def _flow_params(spec: FlowSpec, overrides: Mapping[str, ParamValue]) -> dict[st
 
 def _snapshot_code(src: Path, dest: Path) -> None:
     """Copy the flow's folder (code and small files) so the run can be reproduced as it was."""
-    dest.mkdir(parents=True, exist_ok=True)
     total = 0
     for root, dirs, files in os.walk(src):
         dirs[:] = sorted(d for d in dirs if d not in _CODE_SKIP and not d.startswith("."))
         rel = Path(root).relative_to(src)
         for name in sorted(files):
             path = Path(root) / name
-            size = path.stat().st_size
-            total += size
+            total += path.stat().st_size
             if total > _CODE_MAX_BYTES:
                 raise SignoffError(
                     f"the flow's folder {src} holds over {_CODE_MAX_BYTES >> 20} MB; keep data "
@@ -365,16 +644,23 @@ def _snapshot_code(src: Path, dest: Path) -> None:
             shutil.copy2(path, dest / rel / name)
 
 
-_RESERVED = {"inputs", "output", "records.jsonl", "stdout.log"}
+_RESERVED = {"inputs", "output", "records.jsonl", "stdout.log", ".pid"}
 
 
-def _prepare_work_dir(work: Path, code: Path, inputs: Path, output: Path) -> None:
+def _prepare_work_dir(
+    work: Path, code_dir: Path, inputs: Path, output: Path, *, code: bool
+) -> None:
+    """A fresh output folder, the inputs folder, and (for commands) links to the code."""
     work.mkdir(parents=True, exist_ok=True)
-    if output.exists():  # a retry starts from an empty output folder
+    if output.is_symlink():
+        output.unlink()
+    elif output.exists():  # a retry starts from an empty output folder
         shutil.rmtree(output)
     output.mkdir()
     inputs.mkdir(exist_ok=True)
-    for entry in code.iterdir():
+    if not code:
+        return
+    for entry in code_dir.iterdir():
         link = work / entry.name
         if entry.name in _RESERVED or link.exists() or link.is_symlink():
             continue
@@ -382,17 +668,24 @@ def _prepare_work_dir(work: Path, code: Path, inputs: Path, output: Path) -> Non
 
 
 def _link_inputs(target: Path, upstream: list[TaskRunRecord]) -> None:
-    if target.is_symlink() or target.exists():
-        if target.is_symlink() or target.is_file():
-            target.unlink()
-        else:
-            shutil.rmtree(target)
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.exists():
+        shutil.rmtree(target)
     if len(upstream) == 1:
-        target.symlink_to(_output_of(upstream[0]))
+        target.symlink_to(_output_of(upstream[0]), target_is_directory=True)
         return
     target.mkdir(parents=True)
     for u in upstream:
-        (target / str(u.index)).symlink_to(_output_of(u))
+        (target / str(u.index)).symlink_to(_output_of(u), target_is_directory=True)
+
+
+def _link_output_dir(link: Path, output: Path) -> None:
+    """cnvrg's ``output_dir``: a folder name in the working folder that is collected."""
+    if link == output or link.is_symlink() or link.exists():
+        return
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(output, target_is_directory=True)
 
 
 def _output_of(tr: TaskRunRecord) -> Path:
@@ -415,9 +708,7 @@ def _log_tail(work: Path, lines: int = 3) -> str:
 def _outcome_reason(outcome: RunState, trs: list[TaskRunRecord]) -> str:
     if outcome is RunState.SUCCEEDED:
         return "every task succeeded"
-    culprits = [
-        tr for tr in trs if tr.state.value == outcome.value and tr.state is not TaskRunState.SKIPPED
-    ]
+    culprits = [tr for tr in trs if tr.state.value == outcome.value]
     if culprits:
         first = culprits[0]
         return f"{first.label} {outcome}" + (f": {first.reason}" if first.reason else "")

@@ -1,46 +1,55 @@
-"""Turning what a finished task run left behind into tracking rows and model versions."""
+"""Reading what a finished task run left behind: logged values, artifacts, model versions."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-from signoff.domain.ports import Store
-from signoff.domain.records import MetricRecord, ModelVersionRecord, RunRecord, TaskRunRecord
+from signoff.domain.records import (
+    MetricRecord,
+    ModelVersionRecord,
+    RunRecord,
+    TaskOutputs,
+    TaskRunRecord,
+)
+from signoff.engine.artifacts import collect_artifacts
 from signoff.errors import SignoffError
 from signoff.registry.flavors import folder_digest, read_meta
 from signoff.tracking.records import parse_records, parse_stdout
 
-__all__ = ["ingest_outputs"]
+__all__ = ["read_outputs"]
 
 
-def ingest_outputs(
-    store: Store, run: RunRecord, tr: TaskRunRecord, *, now: float, new_id: Callable[[], str]
-) -> None:
-    """Record params, metrics and tags a task run logged, and register the models it saved."""
+def read_outputs(
+    run: RunRecord,
+    tr: TaskRunRecord,
+    *,
+    now: float,
+    new_id: Callable[[], str],
+    artifacts_root: Path,
+) -> TaskOutputs:
+    """Everything to record with a task run's success (written in that same transaction).
+
+    Model versions are numbered by the store when it writes them.
+    """
     work = Path(tr.work_dir)
     logged = parse_records(work / "records.jsonl")
     log = work / "stdout.log"
-    if log.is_file():
-        parse_stdout(log.read_text(errors="replace").splitlines(), now, into=logged)
+    if log.is_file() and log.stat().st_size:
+        with log.open(errors="replace") as f:
+            parse_stdout(f, now, into=logged)
     if logged.problems:
         raise SignoffError("; ".join(logged.problems[:3]))
-    store.record_outputs(
-        tr.id,
-        params=logged.params,
-        metrics=[MetricRecord(tr.id, k, v, step, at) for k, v, step, at in logged.metrics],
-        tags=logged.tags,
-    )
     final = logged.final_metrics()
+    models = []
     for model in logged.models:
         folder = work / "output" / str(model["path"])
         meta = read_meta(folder)
-        name = str(model["name"])
-        store.add_model_version(
+        models.append(
             ModelVersionRecord(
                 id=new_id(),
-                name=name,
-                version=store.next_model_version(name),
+                name=str(model["name"]),
+                version=0,
                 flavor=meta.flavor,
                 path=str(folder),
                 digest=folder_digest(folder),
@@ -52,3 +61,10 @@ def ingest_outputs(
                 created_at=now,
             )
         )
+    return TaskOutputs(
+        params=logged.params,
+        metrics=[MetricRecord(tr.id, k, v, step, at) for k, v, step, at in logged.metrics],
+        tags=logged.tags,
+        artifacts=collect_artifacts(work / "output", tr.id, artifacts_root),
+        models=models,
+    )

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from signoff.tracking.context import current_task
+
 __all__ = [
     "input_dir",
     "log_metric",
@@ -35,6 +37,9 @@ ENV_RECORDS_FILE = "SIGNOFF_RECORDS_FILE"
 
 def params() -> dict[str, Any]:
     """Every parameter of this task run (grid values included)."""
+    ctx = current_task()
+    if ctx is not None:
+        return dict(ctx.params)
     raw = os.environ.get(ENV_PARAMS)
     return dict(json.loads(raw)) if raw else {}
 
@@ -46,19 +51,23 @@ def param(key: str, default: Any = None) -> Any:
 
 def output_dir() -> Path:
     """The folder whose files become this task run's artifacts (created)."""
-    path = Path(os.environ.get(ENV_OUTPUT_DIR, "output"))
+    ctx = current_task()
+    path = ctx.output_dir if ctx else Path(os.environ.get(ENV_OUTPUT_DIR, "output"))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def input_dir(upstream: str) -> Path:
     """Where the outputs of the upstream task ``upstream`` are."""
-    return Path(os.environ.get(ENV_INPUTS_DIR, "inputs")) / upstream
+    ctx = current_task()
+    base = ctx.inputs_dir if ctx else Path(os.environ.get(ENV_INPUTS_DIR, "inputs"))
+    return base / upstream
 
 
 def _append(record: dict[str, Any]) -> None:
     record["time"] = time.time()
-    path = Path(os.environ.get(ENV_RECORDS_FILE, "signoff-records"))
+    ctx = current_task()
+    path = ctx.records_file if ctx else Path(os.environ.get(ENV_RECORDS_FILE, "signoff-records"))
     with path.open("a", encoding="utf-8") as f:
         f.write(json.dumps(record, default=str) + "\n")
 

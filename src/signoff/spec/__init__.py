@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from signoff.spec._json_schema import FLOW_SCHEMA_ID, FLOW_SCHEMA_VERSION, flow_json_schema
 from signoff.spec.loader import BUILTIN_VARIABLES, LoadedFlow, load_flow, parse_flow
 from signoff.spec.templates import TemplateRenderError, render, task_slug, template_variables
 
 __all__ = [
     "BUILTIN_VARIABLES",
+    "FLOW_SCHEMA_ID",
+    "FLOW_SCHEMA_VERSION",
     "LoadedFlow",
     "TemplateRenderError",
+    "flow_json_schema",
     "load_flow",
     "parse_flow",
     "render",

@@ -1,254 +1,86 @@
 """Pydantic models of the flow-file shape, and pydantic errors turned into readable messages.
 
 The models check one mapping at a time: known keys, types, and values that need parsing
-(cron, durations, comma-separated lists). Rules that depend on the task type or on other
-tasks live in the loader, which sees the whole file.
+(cron, durations, sizes, comma-separated lists). Rules that depend on the task type or on
+other tasks live in the loader, which sees the whole file. Each custom value carries the JSON
+Schema of what it accepts, so that :func:`signoff.spec.flow_json_schema` is built from these
+same models.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
-import re
 from collections.abc import Iterable
-from typing import Annotated, Any, NoReturn, get_args
+from typing import Annotated, Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    PlainValidator,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from signoff.domain.specs import ConditionSpec, ParamSpec, ParamValue, Resources, TaskKind
+from signoff.spec import _values as v
 from signoff.spec._yaml import Loc, type_name
 
 __all__ = [
+    "CNVRG_DEPLOY_KEYS",
+    "CNVRG_RUN_KEYS",
+    "COMMAND_KEYS",
     "COMMON_TASK_KEYS",
     "KIND_TASK_KEYS",
     "ConditionModel",
     "FlowModel",
     "ParamModel",
     "RelationModel",
+    "RequirementsModel",
     "ResourcesModel",
     "TaskModel",
     "describe_error",
+    "unknown_key_message",
 ]
 
-_INT = re.compile(r"[+-]?\d+")
-_FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?")
-_CRON_FIELD = re.compile(r"[0-9*/,\-A-Za-z]+")
-_DURATION_PART = re.compile(r"(\d+)\s*([dhms])")
-_DURATION = re.compile(r"\s*(\d+\s*[dhms]\s*)+")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _HIDDEN_KEYS = frozenset({"top", "left"})  # canvas coordinates of cnvrg exports
 
+# ---------------------------------------------------------------- JSON Schema of custom values
 
-# ---------------------------------------------------------------- value parsers
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _name(value: object) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {type_name(value)}")
-    if not value.strip():
-        raise ValueError("must not be empty")
-    return value
-
-
-def _param_scalar(value: object, what: str) -> ParamValue:
-    if isinstance(value, bool | str):
-        return value
-    if isinstance(value, int | float):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{what} must be a finite number, got {value}")
-        return value
-    raise ValueError(f"{what} must be a string, number or boolean, got {type_name(value)}")
-
-
-def _split_scalar(text: str) -> ParamValue:
-    text = text.strip()
-    if _INT.fullmatch(text):
-        return int(text)
-    if _FLOAT.fullmatch(text):
-        return float(text)
-    return text
+_STRING = {"type": "string"}
+_NULL = {"type": "null"}
+_NAME = {"type": "string", "minLength": 1, "pattern": r"\S"}
+_SCALAR = {"type": ["string", "number", "boolean"]}
+_LIST_ITEM = r"[^,\s]"  # a comma-separated string needs one item that is not blank
+_NUMBER_TEXT = r"(\d+(\.\d*)?|\.\d+)"
+_DURATION = {
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {
+            "type": "string",
+            "pattern": rf"^\s*{_NUMBER_TEXT}\s*$|^\s*(\d+(\.\d+)?\s*[dhms]\s*)+$",
+        },
+    ]
+}
+_MEMORY = {
+    "anyOf": [
+        {"type": "number", "exclusiveMinimum": 0},
+        {"type": "string", "pattern": rf"^\s*{_NUMBER_TEXT}\s*([MmGgTt][Ii]?[Bb]?)?\s*$"},
+    ]
+}
+_CRON_FIELD = r"[0-9*/,\-A-Za-z]+"
 
 
-def parse_param_values(value: object) -> tuple[ParamValue, ...]:
-    """A list, a scalar, or a comma-separated string (items that look numeric become numbers)."""
-    if isinstance(value, list):
-        if not value:
-            raise ValueError("values must not be empty")
-        return tuple(_param_scalar(v, f"values[{i}]") for i, v in enumerate(value))
-    if isinstance(value, str):
-        items = tuple(_split_scalar(part) for part in value.split(",") if part.strip())
-        if not items:
-            raise ValueError("values must not be empty")
-        return items
-    if value is None:
-        raise ValueError("values must not be empty")
-    return (_param_scalar(value, "values"),)
+def _schema(validator: Any, json_schema: dict[str, Any]) -> tuple[PlainValidator, WithJsonSchema]:
+    return PlainValidator(validator), WithJsonSchema(json_schema)
 
 
-def _param_value(value: object) -> ParamValue:
-    return _param_scalar(value, "value")
-
-
-def _task_kind(value: object) -> TaskKind:
-    allowed = ", ".join(k.value for k in TaskKind)
-    if isinstance(value, str):
-        try:
-            return TaskKind(value)
-        except ValueError:
-            pass
-        return _fail(f"unknown task type '{value}' (expected one of: {allowed})")
-    return _fail(f"type must be one of: {allowed}; got {type_name(value)}")
-
-
-def _task_objective(value: object) -> str:
-    if value == TaskKind.HUMAN_VALIDATION.value:
-        return TaskKind.HUMAN_VALIDATION.value
-    return _fail(
-        f"objective on a task can only be 'human_validation', got {value!r} "
-        "(ranking objectives go under 'conditions' of a select task)"
-    )
-
-
-def _condition_objective(value: object) -> str:
-    if value in ("max", "min"):
-        return str(value)
-    return _fail(f"objective must be 'max' or 'min', got {value!r}")
-
-
-def _depends_on(value: object) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (_name(value),)
-    if not isinstance(value, list):
-        return _fail(f"depends_on must be a task name or a list of names, got {type_name(value)}")
-    names: list[str] = []
-    for i, item in enumerate(value):
-        if not isinstance(item, str) or not item.strip():
-            _fail(f"depends_on[{i}] must be a task name, got {type_name(item)}")
-        names.append(item)
-    return tuple(names)
-
-
-def parse_targets(value: object) -> tuple[str, ...] | None:
-    """``"alice, bob"`` or ``[alice, group:ml]`` -> distinct targets, in order (null: absent)."""
-    items: list[str] = []
-    if value is None:
-        return None  # `target:` with nothing after it reads as a missing target
-    if isinstance(value, str):
-        items = [part.strip() for part in value.split(",")]
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            if not isinstance(item, str):
-                _fail(f"target[{i}] must be a user name or group:name, got {type_name(item)}")
-            items.append(item.strip())
-    else:
-        _fail(f"target must be a comma-separated string or a list, got {type_name(value)}")
-    targets: list[str] = []
-    for item in items:
-        if not item:
-            continue
-        if any(ch.isspace() for ch in item):
-            _fail(f"target '{item}' contains whitespace (separate targets with commas)")
-        if item.startswith("group:") and not item.removeprefix("group:"):
-            _fail("target 'group:' needs a group name")
-        if item not in targets:
-            targets.append(item)
-    if not targets:
-        _fail("a human_validation task needs at least one target")
-    return tuple(targets)
-
-
-def _quorum(value: object) -> str | int:
-    if value in ("any", "all"):
-        return str(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value
-    return _fail(f"quorum must be 'any', 'all' or a positive number of approvers, got {value!r}")
-
-
-def parse_duration(value: object) -> int:
-    """``72h``, ``30m``, ``45s``, ``2d``, ``1d12h`` or a number of seconds -> seconds."""
-    seconds: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        seconds = value
-    elif isinstance(value, str) and value.strip().isdigit():
-        seconds = int(value)
-    elif isinstance(value, str) and _DURATION.fullmatch(value):
-        seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION_PART.findall(value))
-    if seconds is None:
-        return _fail(
-            f"timeout must be a duration like '72h', '30m', '45s' or '2d', "
-            f"or a number of seconds; got {value!r}"
-        )
-    if seconds <= 0:
-        return _fail("timeout must be positive")
-    return seconds
-
-
-def _on_timeout(value: object) -> str:
-    if value == "reject":
-        return "reject"
-    if value == "approve":
-        return _fail("on_timeout: approve is not allowed; timeouts never approve")
-    return _fail(f"on_timeout must be 'reject', got {value!r}")
-
-
-def _port(value: object) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and 1024 <= value <= 65535:
-        return value
-    return _fail(f"port must be a whole number from 1024 to 65535, got {value!r}")
-
-
-def _env(value: object) -> tuple[tuple[str, str], ...]:
-    if not isinstance(value, dict):
-        return _fail(f"env must be a mapping of names to strings, got {type_name(value)}")
-    pairs: list[tuple[str, str]] = []
-    for key, item in value.items():
-        if not _ENV_NAME.fullmatch(key):
-            _fail(f"env name '{key}' is not a valid environment variable name")
-        if isinstance(item, bool):
-            pairs.append((key, "true" if item else "false"))
-        elif isinstance(item, str) or _is_number(item):
-            pairs.append((key, str(item)))
-        else:
-            _fail(f"env value of '{key}' must be a string, got {type_name(item)}")
-    return tuple(sorted(pairs))
-
-
-def parse_schedule(value: object) -> str:
-    """A five-field cron string (``minute hour day month weekday``), normalised to one space."""
-    if not isinstance(value, str):
-        return _fail(f"schedule must be a cron string like '0 3 * * MON', got {type_name(value)}")
-    fields = value.split()
-    if len(fields) != 5:
-        return _fail(
-            f"schedule must have 5 cron fields (minute hour day month weekday), "
-            f"got {len(fields)} in {value!r}"
-        )
-    for i, part in enumerate(fields, start=1):
-        if not _CRON_FIELD.fullmatch(part):
-            _fail(f"schedule field {i} ({part!r}) is not a valid cron field")
-    return " ".join(fields)
-
-
-def _scalar(value: object) -> object:
-    if isinstance(value, dict | list):
-        return _fail(f"expected a scalar, got {type_name(value)}")
-    return value
-
-
-def _fail(message: str) -> NoReturn:
-    raise ValueError(message)
-
-
-Name = Annotated[str, PlainValidator(_name)]
+Name = Annotated[str, *_schema(v.parse_name, _NAME)]
+Scalar = Annotated[object, *_schema(v.parse_scalar, {"type": [*_SCALAR["type"], "null"]})]
+Duration = Annotated[float | None, *_schema(v.duration_parser("timeout"), _DURATION)]
+_CRON = {"type": "string", "pattern": rf"^\s*{_CRON_FIELD}(\s+{_CRON_FIELD}){{4}}\s*$"}
 
 
 # ---------------------------------------------------------------- models
@@ -261,10 +93,28 @@ class _Model(BaseModel):
 class ParamModel(_Model):
     """One entry of ``params``: ``{key, values}`` (a grid when several) or ``{key, value}``."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["values"]}, {"required": ["value"]}]}
+    )
+
     key: Name
-    values: Annotated[tuple[ParamValue, ...] | None, PlainValidator(parse_param_values)] = None
-    value: Annotated[ParamValue | None, PlainValidator(_param_value)] = None
-    type: str | None = None  # cnvrg's type hint; accepted, not used
+    values: Annotated[
+        tuple[ParamValue, ...] | None,
+        *_schema(
+            v.parse_param_values,
+            {
+                "anyOf": [
+                    {"type": "array", "minItems": 1, "items": _SCALAR},
+                    {"type": "string", "pattern": _LIST_ITEM},
+                    {"type": ["number", "boolean"]},
+                ]
+            },
+        ),
+    ] = None
+    value: Annotated[ParamValue | None, *_schema(v.parse_param_value, _SCALAR)] = None
+    type: str | None = (
+        None  # cnvrg's type hint (categorical, discrete, ...); values keep YAML types
+    )
 
     @model_validator(mode="after")
     def _one_of_values(self) -> ParamModel:
@@ -277,27 +127,44 @@ class ParamModel(_Model):
     def to_spec(self) -> ParamSpec:
         """The domain parameter."""
         values = self.values if self.values is not None else (self.value,)
-        return ParamSpec(key=self.key, values=tuple(v for v in values if v is not None))
+        return ParamSpec(key=self.key, values=tuple(x for x in values if x is not None))
 
 
 class ResourcesModel(_Model):
-    """``resources: {cpu, gpu, memory}`` (memory in MB)."""
+    """``resources: {cpu, gpu, memory}`` (a bare memory number is in MB)."""
 
     cpu: float = Field(default=1.0, ge=0)
     gpu: float = Field(default=0.0, ge=0)
-    memory: int | None = Field(default=None, gt=0)
+    memory: Annotated[int | None, *_schema(v.memory_parser("MB"), _MEMORY)] = None
 
     def to_spec(self) -> Resources:
         """The domain resources."""
         return Resources(cpu=float(self.cpu), gpu=float(self.gpu), memory_mb=self.memory)
 
 
+class RequirementsModel(_Model):
+    """cnvrg's ``requirements: {cpu, memory, gpu, hpu}`` (a bare memory number is in GB)."""
+
+    cpu: float = Field(default=1.0, ge=0)
+    memory: Annotated[int | None, *_schema(v.memory_parser("GB"), _MEMORY)] = None
+    gpu: float = Field(default=0.0, ge=0)
+    hpu: float = Field(default=0.0, ge=0)  # accepted with a warning: no HPU support
+
+    def to_spec(self) -> Resources:
+        """The domain resources (``hpu`` has no counterpart)."""
+        return Resources(cpu=float(self.cpu), gpu=float(self.gpu), memory_mb=self.memory)
+
+
 class ConditionModel(_Model):
-    """One selection condition of a select task."""
+    """One selection condition of a select task (cnvrg's condition keys)."""
 
     tag_key: Name
-    objective: Annotated[str, PlainValidator(_condition_objective)] = "max"
+    objective: Annotated[str, *_schema(v.parse_condition_objective, {"enum": ["max", "min"]})] = (
+        "max"
+    )
     target: float | None = None
+    task: Scalar = None  # cnvrg: the task whose tag is read; accepted, warned when set
+    value: Scalar = None  # cnvrg: accepted, warned when set
 
     def to_spec(self) -> ConditionSpec:
         """The domain condition."""
@@ -311,29 +178,130 @@ class RelationModel(_Model):
     to: Name
 
 
+_NOT_BOTH: list[JsonValue] = [
+    {"not": {"required": ["title", "name"]}},
+    {"not": {"required": ["command", "input"]}},
+    {"not": {"required": ["resources", "requirements"]}},
+    {"not": {"required": ["endpoint", "endpoint_title"]}},
+]
+
+
 class TaskModel(_Model):
     """Every key a task may carry; which ones a given task type allows is checked later."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [{"required": ["title"]}, {"required": ["name"]}],
+            "allOf": _NOT_BOTH,
+        }
+    )
+
+    # names and type
     title: Name | None = None
     name: Name | None = None
-    type: Annotated[TaskKind | None, PlainValidator(_task_kind)] = None
-    objective: Annotated[str | None, PlainValidator(_task_objective)] = None
+    type: Annotated[
+        TaskKind | None, *_schema(v.parse_task_kind, {"enum": [k.value for k in TaskKind]})
+    ] = None
+    objective: Annotated[
+        str | None,
+        *_schema(v.parse_task_objective, {"const": TaskKind.HUMAN_VALIDATION.value}),
+    ] = None
     description: str | None = None
+    depends_on: Annotated[
+        tuple[str, ...],
+        *_schema(
+            v.parse_depends_on,
+            {"anyOf": [_NAME, {"type": "array", "items": _NAME}, _NULL]},
+        ),
+    ] = ()
+    # commands (exec, data)
     command: Name | None = None
+    input: Name | None = None  # cnvrg's name for the command
     params: list[ParamModel] | None = None
-    depends_on: Annotated[tuple[str, ...], PlainValidator(_depends_on)] = ()
     resources: ResourcesModel | None = None
-    env: Annotated[tuple[tuple[str, str], ...], PlainValidator(_env)] = ()
+    requirements: RequirementsModel | None = None
+    env: Annotated[
+        tuple[tuple[str, str], ...],
+        *_schema(
+            v.parse_env,
+            {
+                "type": "object",
+                "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                "additionalProperties": _SCALAR,
+            },
+        ),
+    ] = ()
+    retries: Annotated[int | None, *_schema(v.parse_retries, {"type": "integer", "minimum": 0})] = (
+        None
+    )
+    retry_delay: Annotated[
+        float | None, *_schema(v.duration_parser("retry_delay", allow_zero=True), _DURATION)
+    ] = None
+    timeout: Duration = None  # a command's time limit, or a gate's approval timeout
+    cache: bool | None = None
+    output_dir: Annotated[
+        str | None,
+        *_schema(
+            v.parse_output_dir,
+            {
+                "type": "string",
+                "pattern": r"^(?![/\\~]|[A-Za-z]:)(?!(.*[/\\])?\.\.([/\\]|$)).*[^/\\.\s]",
+            },
+        ),
+    ] = None
+    # cnvrg keys accepted with a warning
+    image: str | None = None
+    language: str | None = None
+    library: str | None = None
+    library_version: Scalar = None
+    git_branch: Scalar = None
+    git_commit: Scalar = None
+    computes: Annotated[
+        tuple[str, ...],
+        *_schema(v.parse_computes, {"anyOf": [{"type": "array", "items": _STRING}, _NULL]}),
+    ] = ()
+    # select
     conditions: list[ConditionModel] | None = None
-    target: Annotated[tuple[str, ...] | None, PlainValidator(parse_targets)] = None
-    quorum: Annotated[str | int | None, PlainValidator(_quorum)] = None
-    timeout: Annotated[int | None, PlainValidator(parse_duration)] = None
-    on_timeout: Annotated[str | None, PlainValidator(_on_timeout)] = None
+    # human_validation
+    target: Annotated[
+        tuple[str, ...] | None,
+        *_schema(
+            v.parse_targets,
+            {
+                "anyOf": [
+                    {"type": "string", "pattern": _LIST_ITEM},
+                    {"type": "array", "minItems": 1, "items": _STRING},
+                ]
+            },
+        ),
+    ] = None
+    quorum: Annotated[
+        str | int | None,
+        *_schema(
+            v.parse_quorum,
+            {"anyOf": [{"enum": ["any", "all"]}, {"type": "integer", "minimum": 1}]},
+        ),
+    ] = None
+    on_timeout: Annotated[str | None, *_schema(v.parse_on_timeout, {"const": "reject"})] = None
     allow_self_approval: bool | None = None
     require_comment_on_reject: bool | None = None
+    # deploy
     endpoint_title: Name | None = None
     endpoint: Name | None = None
-    port: Annotated[int | None, PlainValidator(_port)] = None
+    port: Annotated[
+        int | None,
+        *_schema(v.parse_port, {"type": "integer", "minimum": 1024, "maximum": 65535}),
+    ] = None
+    kind: str | None = None
+    file_name: str | None = None
+    function_name: str | None = None
+    prep_file: str | None = None
+    prep_function: str | None = None
+    accept_files: bool | None = None
+    input_example: Any = None
+    input_schema: Any = None
+    output_schema: Any = None
+    # cnvrg canvas coordinates, ignored
     top: Any = None
     left: Any = None
 
@@ -341,14 +309,53 @@ class TaskModel(_Model):
 class FlowModel(_Model):
     """The top level of a flow file; tasks are checked one by one with :class:`TaskModel`."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [{"required": ["flow"]}, {"required": ["title"]}],
+            "allOf": [
+                {"not": {"required": ["flow", "title"]}},
+                {"not": {"required": ["schedule", "recurring"]}},
+            ],
+        }
+    )
+
     flow: Name | None = None
     title: Name | None = None
     description: str | None = None
-    version: Annotated[object, PlainValidator(_scalar)] = None
-    schedule: Annotated[str | None, PlainValidator(parse_schedule)] = None
+    long_description: str | None = None
+    version: Scalar = None
+    author: str | None = None
+    author_email: str | None = None
+    tags: Annotated[
+        tuple[str, ...] | None,
+        *_schema(
+            v.parse_tags,
+            {
+                "anyOf": [
+                    {
+                        "type": "array",
+                        "items": {"type": "string", "pattern": r"^[^,]*[^,\s][^,]*$"},
+                    },
+                    _NULL,
+                ]
+            },
+        ),
+    ] = None
+    schedule: Annotated[str | None, *_schema(v.cron_parser("schedule"), _CRON)] = None
+    recurring: Annotated[str | None, *_schema(v.cron_parser("recurring"), _CRON)] = None
     params: list[ParamModel] | None = None
     tasks: list[Any] = Field(min_length=1)
     relations: list[RelationModel] | None = None
+
+    @property
+    def name(self) -> str | None:
+        """The flow's name (``flow`` or cnvrg's ``title``)."""
+        return self.flow if self.flow is not None else self.title
+
+    @property
+    def cron(self) -> str | None:
+        """The schedule (``schedule`` or cnvrg's ``recurring``)."""
+        return self.schedule if self.schedule is not None else self.recurring
 
 
 COMMON_TASK_KEYS = frozenset(
@@ -356,7 +363,32 @@ COMMON_TASK_KEYS = frozenset(
 )
 """Keys every task type accepts."""
 
-_RUN_KEYS = frozenset({"command", "params", "resources", "env"})
+COMMAND_KEYS = frozenset({"command", "input", "params", "resources", "requirements", "env"})
+"""Keys of a task that runs a command (a deploy task accepts them too, and drops them)."""
+
+CNVRG_RUN_KEYS = frozenset(
+    {"image", "language", "library", "library_version", "git_branch", "git_commit", "computes"}
+)
+"""cnvrg keys of exec, data and deploy tasks that are accepted and not acted on."""
+
+CNVRG_DEPLOY_KEYS = frozenset(
+    {
+        "kind",
+        "file_name",
+        "function_name",
+        "prep_file",
+        "prep_function",
+        "accept_files",
+        "input_example",
+        "input_schema",
+        "output_schema",
+    }
+)
+"""cnvrg keys of deploy tasks that are accepted and not acted on."""
+
+_RUN_KEYS = (
+    COMMAND_KEYS | {"retries", "retry_delay", "timeout", "cache", "output_dir"} | CNVRG_RUN_KEYS
+)
 KIND_TASK_KEYS: dict[TaskKind, frozenset[str]] = {
     TaskKind.EXEC: _RUN_KEYS,
     TaskKind.DATA: _RUN_KEYS,
@@ -371,7 +403,10 @@ KIND_TASK_KEYS: dict[TaskKind, frozenset[str]] = {
             "require_comment_on_reject",
         }
     ),
-    TaskKind.DEPLOY: frozenset({"endpoint_title", "endpoint", "port"}) | _RUN_KEYS,
+    TaskKind.DEPLOY: frozenset({"endpoint_title", "endpoint", "port"})
+    | CNVRG_DEPLOY_KEYS
+    | COMMAND_KEYS
+    | CNVRG_RUN_KEYS,
 }
 """Keys a task type accepts besides :data:`COMMON_TASK_KEYS`."""
 

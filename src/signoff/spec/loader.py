@@ -1,33 +1,36 @@
 """Flow files to :class:`FlowSpec`: the one validator behind the CLI, the API and the SDK.
 
-Checking runs in three passes over one parsed document and never stops at the first
-problem: YAML syntax and duplicate keys, then the shape of every mapping (pydantic, one
-task at a time), then the rules that span keys and tasks (task types, names, references,
-cycles, templates). Every issue carries the file, line, column and field path.
+Checking runs in passes over one parsed document and never stops at the first problem: YAML
+syntax and duplicate keys, then the shape of every mapping (pydantic, one task at a time),
+then the rules that span keys and tasks (task types, names, references, cycles, templates,
+cnvrg ``/input/`` paths). Every issue carries the file, line, column and field path.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import re
-from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from signoff.domain.specs import DeploySpec, FlowSpec, GatePolicy, Resources, TaskKind, TaskSpec
+from signoff.domain.specs import FlowSpec, ParamSpec, ParamValue, TaskKind
 from signoff.errors import SpecError, SpecIssue
+from signoff.spec import _cnvrg
+from signoff.spec._build import CheckedTask, build_flow
+from signoff.spec._graph import find_cycles
 from signoff.spec._schema import (
     COMMON_TASK_KEYS,
     KIND_TASK_KEYS,
     FlowModel,
     TaskModel,
     describe_error,
-    parse_param_values,
 )
+from signoff.spec._values import parse_param_values
 from signoff.spec._yaml import Loc, format_path, locate, read_yaml, type_name
 from signoff.spec.templates import task_slug, template_variables
 
@@ -37,7 +40,8 @@ BUILTIN_VARIABLES = frozenset({"run_id", "task", "output_dir", "inputs"})
 """Template variables every command may use besides its params and the flow's params."""
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_DEFAULT_GATE = GatePolicy(targets=())
+_TEMPLATE_MARKS = ("{{", "{%", "{#")
+_NUMBER_TOKEN = re.compile(r"[^\s,\]}#]+")
 _M = TypeVar("_M", bound=BaseModel)
 
 
@@ -46,7 +50,7 @@ class LoadedFlow:
     """A valid flow, the warnings found while loading it, and where it came from."""
 
     spec: FlowSpec
-    warnings: tuple[SpecIssue, ...]
+    warnings: tuple[SpecIssue, ...]  # each with its file, line, column and field
     path: Path | None  # absolute path of the flow file; None when parsed from text
     base_dir: Path  # the folder holding the flow file (commands run relative to it)
 
@@ -81,22 +85,6 @@ def parse_flow(text: str, filename: str = "<flow>", base_dir: Path | None = None
     return _Checker(text.removeprefix("\ufeff"), filename).load(path=None, base_dir=base)
 
 
-@dataclass(frozen=True)
-class _Task:
-    """What the checks learned about one task entry (``None`` where the entry is broken)."""
-
-    index: int
-    raw: dict[str, Any]
-    model: TaskModel | None
-    name: str | None
-    name_key: str
-    kind: TaskKind | None
-
-    @property
-    def loc(self) -> Loc:
-        return ("tasks", self.index)
-
-
 class _Checker:
     """Collects the issues of one flow document and builds its spec when there are none."""
 
@@ -120,17 +108,18 @@ class _Checker:
             self.error((), f"a flow file must be a mapping with 'flow' and 'tasks', got {got}")
             raise self.spec_error()
         flow, _ = self.validate(FlowModel, data, ())
-        self.check_flow_name(data)
+        self.check_flow_keys(data)
         flow_params = self.check_params(data.get("params"), ("params",))
         raw_tasks = data.get("tasks")
         tasks = [
             self.check_task(i, raw, flow_params)
             for i, raw in enumerate(raw_tasks if isinstance(raw_tasks, list) else [])
         ]
-        upstream = self.check_graph(tasks, data.get("relations"))
+        upstream, unsure = self.check_graph(tasks, data.get("relations"))
+        tasks = [self.resolve_inputs(task, tasks, upstream, unsure) for task in tasks]
         if flow is None or any(i.severity == "error" for i in self.issues):
             raise self.spec_error()
-        spec = _build_flow(flow, tasks, upstream)
+        spec = build_flow(flow, tasks, upstream, self.metadata(flow))
         warnings = tuple(sorted(self.issues, key=lambda i: (i.line, i.column)))
         return LoadedFlow(spec=spec, warnings=warnings, path=path, base_dir=base_dir)
 
@@ -152,8 +141,9 @@ class _Checker:
             SpecIssue(self.file, line, column, format_path(loc), message, severity=severity)
         )
 
-    def warn(self, loc: Loc, message: str) -> None:
-        self.error(loc, message, severity="warning")
+    def warn(self, loc: Loc, message: str, *, at_key: bool = False) -> None:
+        """Record a warning: it is reported and never stops the flow."""
+        self.error(loc, message, at_key=at_key, severity="warning")
 
     def line_of(self, loc: Loc) -> int:
         return locate(self.tree, loc)[0]
@@ -178,16 +168,52 @@ class _Checker:
             return None, broken
         return salvaged, broken
 
+    def either(self, loc: Loc, raw: dict[str, Any], keys: tuple[str, str], message: str) -> bool:
+        """Refuse two keys that say the same thing (at the later one); true when both are given."""
+        present = [k for k in keys if k in raw]
+        if len(present) < 2:
+            return False
+        later = max(present, key=lambda k: locate(self.tree, (*loc, k), at_key=True))
+        self.error((*loc, later), message, at_key=True)
+        return True
+
     # ------------------------------------------------------------ flow level
 
-    def check_flow_name(self, data: dict[str, Any]) -> None:
-        present = [k for k in ("flow", "title") if k in data]
-        if len(present) == 2:
-            later = max(present, key=lambda k: locate(self.tree, (k,), at_key=True))
-            self.error((later,), "use either 'flow' or 'title' for the flow name", at_key=True)
-        elif not present:
-            message = "missing required key 'flow' (the flow name; cnvrg exports use 'title')"
-            self.error(("flow",), message, pos=())
+    def check_flow_keys(self, data: dict[str, Any]) -> None:
+        message = "use either 'flow' or 'title' for the flow name"
+        if not self.either((), data, ("flow", "title"), message):
+            key = "flow" if "flow" in data else "title" if "title" in data else None
+            if key is None:
+                message = "missing required key 'flow' (the flow name; cnvrg exports use 'title')"
+                self.error(("flow",), message, pos=())
+            elif data[key] is None:
+                self.error((key,), "the flow name must not be empty", at_key=True)
+        message = "use either 'schedule' or 'recurring' (cnvrg's name for it), not both"
+        self.either((), data, ("schedule", "recurring"), message)
+
+    def metadata(self, flow: FlowModel) -> tuple[tuple[str, str], ...]:
+        """``version``, ``author``, ``author_email``, ``long_description``, ``tags`` as text."""
+        pairs: list[tuple[str, str]] = []
+        for key in ("author", "author_email", "long_description", "version"):
+            value = getattr(flow, key)
+            if value is not None and value != "":
+                pairs.append((key, self.scalar_text((key,), value)))
+        if flow.tags:
+            pairs.append(("tags", ",".join(flow.tags)))
+        return tuple(sorted(pairs))
+
+    def scalar_text(self, loc: Loc, value: object) -> str:
+        """A scalar as the file wrote it: ``version: 1.10`` is ``"1.10"``, not ``"1.1"``."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float):
+            line, column = locate(self.tree, loc)
+            lines = self.text.splitlines()
+            if 0 < line <= len(lines):
+                token = _NUMBER_TOKEN.match(lines[line - 1], column - 1)
+                if token and _same_number(token.group(0), value):
+                    return token.group(0)
+        return str(value)
 
     def check_params(self, raw: object, loc: Loc) -> list[str]:
         """Duplicate keys are errors; returns the keys (for templates)."""
@@ -198,6 +224,7 @@ class _Checker:
             if not isinstance(key, str):
                 continue
             key_loc = (*loc, j, "key")
+            self.check_value_templates(item, (*loc, j))
             if key in first_line:
                 self.error(key_loc, f"duplicate param '{key}' (first at line {first_line[key]})")
                 continue
@@ -217,33 +244,60 @@ class _Checker:
         if len(distinct) < len(values):
             self.warn(loc, "values repeat: the grid runs the same combination more than once")
 
+    def check_value_templates(self, item: dict[str, Any], loc: Loc) -> None:
+        """String param values are rendered like commands, with the built-in variables only."""
+        for value, value_loc in _string_values(item, loc):
+            if not any(mark in value for mark in _TEMPLATE_MARKS):
+                continue
+            try:
+                used = template_variables(value)
+            except ValueError as exc:
+                self.error(value_loc, f"invalid template: {exc}")
+                continue
+            known = ", ".join(sorted(BUILTIN_VARIABLES))
+            for var in sorted(used - BUILTIN_VARIABLES):
+                message = f"unknown template variable '{var}' (param values may use: {known})"
+                self.error(value_loc, message)
+
     # ------------------------------------------------------------ one task
 
-    def check_task(self, index: int, raw: object, flow_params: list[str]) -> _Task:
+    def check_task(self, index: int, raw: object, flow_params: list[str]) -> CheckedTask:
         loc: Loc = ("tasks", index)
         model, broken = self.validate(TaskModel, raw, loc)
         if not isinstance(raw, dict) or model is None:
-            return _Task(index, {}, None, None, "title", None)
+            return CheckedTask(index, {}, None, None, "title", None)
         name, name_key = self.check_task_name(loc, raw)
         kind = self.task_kind(loc, model, broken)
+        self.either(loc, raw, ("command", "input"), _TWO_COMMANDS)
+        message = "use either 'resources' or 'requirements' (cnvrg's name for it), not both"
+        self.either(loc, raw, ("resources", "requirements"), message)
+        params = self.check_params(raw.get("params"), (*loc, "params"))
+        command_key: str | None = None
         if kind is not None:
             self.check_kind_keys(loc, raw, kind)
             self.check_kind_required(loc, raw, model, broken, kind)
-        params = self.check_params(raw.get("params"), (*loc, "params"))
-        if model.command is not None and kind is not TaskKind.DEPLOY:
-            self.check_template((*loc, "command"), model.command, [*params, *flow_params])
-        return _Task(index, raw, model, name, name_key, kind)
+            _cnvrg.ignored_task_keys(self, loc, raw, kind)
+            if kind.runs_command:
+                command_key = "command" if model.command is not None else "input"
+                self.check_command(loc, raw, command_key, [*params, *flow_params])
+            if kind is TaskKind.SELECT:
+                _cnvrg.ignored_condition_keys(self, (*loc, "conditions"), raw.get("conditions"))
+        command = model.command if model.command is not None else model.input
+        task_params = tuple(p.to_spec() for p in model.params or ())
+        return CheckedTask(
+            index, raw, model, name, name_key, kind, command_key, command, task_params
+        )
 
     def check_task_name(self, loc: Loc, raw: dict[str, Any]) -> tuple[str | None, str]:
         present = [k for k in ("title", "name") if k in raw]
         if not present:
             self.error((*loc, "title"), "a task needs a 'title' (or 'name')", pos=loc)
             return None, "title"
-        if len(present) == 2:
-            later = max(present, key=lambda k: locate(self.tree, (*loc, k), at_key=True))
-            self.error((*loc, later), "use either 'title' or 'name' for the task name", at_key=True)
+        self.either(loc, raw, ("title", "name"), "use either 'title' or 'name' for the task name")
         value = raw[present[0]]
-        if isinstance(value, str | int | float) and str(value).strip():
+        if value is None:
+            self.error((*loc, present[0]), "the task name must not be empty", at_key=True)
+        elif isinstance(value, str | int | float) and str(value).strip():
             return str(value), present[0]  # a non-string name is reported by the schema pass
         return None, present[0]
 
@@ -262,20 +316,18 @@ class _Checker:
         for key, value in raw.items():
             if key not in TaskModel.model_fields or key in allowed:
                 continue
-            if key == "params" and value == []:
-                continue  # cnvrg exports write `params: []` on every task
+            if key in ("params", "conditions") and value == []:
+                continue  # cnvrg exports write empty lists on every task
             message = f"key '{key}' is not allowed on a task of type '{kind.value}'"
-            if key == "command":
+            if key in ("command", "input"):
                 message += " (it runs inside signoff)"
             self.error((*loc, key), message, at_key=True)
 
     def check_kind_required(
         self, loc: Loc, raw: dict[str, Any], model: TaskModel, broken: set[str], kind: TaskKind
     ) -> None:
-        def absent(key: str) -> bool:
-            return key not in broken and getattr(model, key) is None
-
-        if kind.runs_command and absent("command"):
+        given = {"command", "input"} & (broken | {k for k in raw if raw[k] is not None})
+        if kind.runs_command and not given:
             article = "an" if kind is TaskKind.EXEC else "a"
             message = f"{article} {kind.value} task needs a 'command'"
             self.error((*loc, "command"), message, pos=loc)
@@ -286,14 +338,16 @@ class _Checker:
         if kind is TaskKind.HUMAN_VALIDATION:
             self.check_gate(loc, model, broken)
         if kind is TaskKind.DEPLOY:
-            present = [k for k in ("endpoint_title", "endpoint") if k in raw]
-            if len(present) == 2:
-                later = max(present, key=lambda k: locate(self.tree, (*loc, k), at_key=True))
-                message = "use either 'endpoint' or 'endpoint_title', not both"
-                self.error((*loc, later), message, at_key=True)
-            elif not present:
+            keys = ("endpoint_title", "endpoint")
+            message = "use either 'endpoint' or 'endpoint_title', not both"
+            both = self.either(loc, raw, keys, message)
+            if not both and not broken & set(keys) and not (model.endpoint or model.endpoint_title):
                 message = "a deploy task needs an 'endpoint' (or 'endpoint_title')"
-                self.error((*loc, "endpoint"), message, pos=loc)
+                given = [k for k in keys if k in raw]  # present but empty
+                if given:
+                    self.error((*loc, given[0]), message, at_key=True)
+                else:
+                    self.error((*loc, "endpoint"), message, pos=loc)
 
     def check_gate(self, loc: Loc, model: TaskModel, broken: set[str]) -> None:
         if "target" in broken:
@@ -309,48 +363,84 @@ class _Checker:
             message = f"quorum {quorum} is more than the {len(targets)} target(s)"
             self.error((*loc, "quorum"), message)
 
-    def check_template(self, loc: Loc, command: str, params: list[str]) -> None:
+    def check_command(self, loc: Loc, raw: dict[str, Any], key: str, params: list[str]) -> None:
+        """The command's template, and cnvrg-style params the command does not pass on."""
+        command = raw.get(key)
+        if not isinstance(command, str):
+            return  # missing (reported) or not a string (reported by the schema pass)
+        cmd_loc = (*loc, key)
         try:
             used = template_variables(command)
         except ValueError as exc:
-            self.error(loc, f"invalid template: {exc}")
+            self.error(cmd_loc, f"invalid template: {exc}")
             return
         known = sorted(set(params) | BUILTIN_VARIABLES)
         for var in sorted(used.difference(known)):
-            self.error(loc, f"unknown template variable '{var}' (known: {', '.join(known)})")
+            self.error(cmd_loc, f"unknown template variable '{var}' (known: {', '.join(known)})")
+        raw_params = raw.get("params")
+        for j, item in enumerate(raw_params if isinstance(raw_params, list) else []):
+            if not isinstance(item, dict) or "type" not in item:
+                continue  # only cnvrg-style params (with a `type`) expect to be appended
+            name = item.get("key")
+            if isinstance(name, str) and name not in used and _IDENTIFIER.fullmatch(name):
+                env = "SIGNOFF_PARAM_" + name.upper()
+                message = (
+                    f"param '{name}' is not in the command: cnvrg appends params as "
+                    f"'--{name} <value>', signoff does not (write '--{name} {{{{ {name} }}}}' "
+                    f"in the command, or read {env})"
+                )
+                self.warn((*loc, "params", j, "key"), message)
 
     # ------------------------------------------------------------ across tasks
 
-    def check_graph(self, tasks: list[_Task], relations: object) -> dict[str, list[str]]:
-        """Names, references and cycles; returns each task's upstream names, first seen first."""
+    def check_graph(
+        self, tasks: list[CheckedTask], relations: object
+    ) -> tuple[dict[str, list[str]], set[str]]:
+        """Names, references and cycles.
+
+        Returns each task's upstream names (first seen first) and the tasks with a broken
+        reference into them, whose upstream list is incomplete.
+        """
         by_name = self.check_names(tasks)
         upstream: dict[str, list[str]] = {name: [] for name in by_name}
+        unsure: set[str] = set()
 
-        def link(source: str, target: str | None, ref_loc: Loc) -> None:
-            if source not in by_name:
-                self.error(ref_loc, _unknown_task(source, by_name))
+        def link(source: str | None, target: str | None) -> None:
+            if source is None:
+                if target is not None:
+                    unsure.add(target)
             elif target in upstream and source not in upstream[target]:
                 upstream[target].append(source)
 
         for task in tasks:
             target = task.name if task.name and by_name.get(task.name) is task else None
             for ref, ref_loc in _references(task):
-                link(ref, target, ref_loc)
+                if ref not in by_name:
+                    self.error(ref_loc, _unknown_task(ref, by_name))
+                link(ref if ref in by_name else None, target)
         for k, rel in enumerate(relations if isinstance(relations, list) else []):
-            if not isinstance(rel, dict):
-                continue
-            source, target = rel.get("from"), rel.get("to")
-            if isinstance(target, str) and target.strip() and target not in by_name:
-                self.error(("relations", k, "to"), _unknown_task(target, by_name))
-            if isinstance(source, str) and source.strip():
-                link(source, target if isinstance(target, str) else None, ("relations", k, "from"))
-        for cycle in _cycles(list(by_name), upstream):
+            if isinstance(rel, dict):
+                source = self.relation_end(rel.get("from"), ("relations", k, "from"), by_name)
+                target = self.relation_end(rel.get("to"), ("relations", k, "to"), by_name)
+                link(source, target)
+        for cycle in find_cycles(list(by_name), upstream):
             start = by_name[cycle[0]]
             self.error(start.loc, "cycle: " + " -> ".join(cycle))
-        return upstream
+        return upstream, unsure
 
-    def check_names(self, tasks: list[_Task]) -> dict[str, _Task]:
-        by_name: dict[str, _Task] = {}
+    def relation_end(self, ref: object, loc: Loc, by_name: dict[str, CheckedTask]) -> str | None:
+        """A relation's ``from`` or ``to`` as a task name (cnvrg matches titles loosely)."""
+        if not isinstance(ref, str) or not ref.strip():
+            return None  # reported by the schema pass
+        found = _cnvrg.resolve_relation_end(ref, by_name)
+        if found.warning:
+            self.warn(loc, found.warning)
+        if found.error:
+            self.error(loc, found.error)
+        return found.name
+
+    def check_names(self, tasks: list[CheckedTask]) -> dict[str, CheckedTask]:
+        by_name: dict[str, CheckedTask] = {}
         slugs: dict[str, str] = {}
         for task in tasks:
             if task.name is None:
@@ -374,11 +464,67 @@ class _Checker:
                 slugs[slug] = task.name
         return by_name
 
+    def resolve_inputs(
+        self,
+        task: CheckedTask,
+        tasks: list[CheckedTask],
+        upstream: dict[str, list[str]],
+        unsure: set[str],
+    ) -> CheckedTask:
+        """cnvrg's ``/input/<slug>`` in the command and string params -> ``{{ inputs }}/<slug>``.
 
-# ---------------------------------------------------------------- graph helpers
+        A slug must name one of the task's upstream tasks (unless a broken reference into the
+        task was already reported: its upstream list is then incomplete).
+        """
+        if task.name is None or task.kind is None or not task.kind.runs_command:
+            return task
+        name = task.name
+        ups = upstream.get(name, [])
+        by_slug = {task_slug(u): u for u in ups}
+        runs = {t.name: math.prod(len(p.values) for p in t.params) for t in tasks if t.name}
+        all_names = [t.name for t in tasks if t.name]
+        warned: set[str] = set()
+
+        def resolve(text: str, loc: Loc) -> str:
+            reported: set[str] = set()
+            for slug in _cnvrg.find_input_refs(text):
+                up = by_slug.get(slug)
+                if up is None and name not in unsure and slug not in reported:
+                    reported.add(slug)
+                    message = _cnvrg.unknown_input_message(slug, name, ups, all_names)
+                    self.error(loc, message)
+                elif up is not None and runs.get(up, 1) > 1 and up not in warned:
+                    warned.add(up)
+                    count = runs[up]
+                    message = (
+                        f"'/input/{slug}' holds one folder per task run of '{up}' "
+                        f"(a grid of {count}): '/input/{slug}/0/' to "
+                        f"'/input/{slug}/{count - 1}/'"
+                    )
+                    self.warn(loc, message)
+            return _cnvrg.rewrite_input_refs(text, by_slug.__contains__)
+
+        command = task.command
+        if command is not None and task.command_key is not None:
+            command = resolve(command, (*task.loc, task.command_key))
+        raw_params = task.raw.get("params")
+        params: list[ParamSpec] = []
+        for j, param in enumerate(task.params):
+            item = raw_params[j] if isinstance(raw_params, list) else {}
+            values: list[ParamValue] = []
+            for i, value in enumerate(param.values):
+                value_loc = _value_loc(item, (*task.loc, "params", j), i)
+                values.append(resolve(value, value_loc) if isinstance(value, str) else value)
+            params.append(ParamSpec(param.key, tuple(values)))
+        return replace(task, command=command, params=tuple(params))
 
 
-def _references(task: _Task) -> list[tuple[str, Loc]]:
+# ---------------------------------------------------------------- helpers
+
+_TWO_COMMANDS = "use either 'command' or 'input' (cnvrg's name for the command), not both"
+
+
+def _references(task: CheckedTask) -> list[tuple[str, Loc]]:
     deps = task.raw.get("depends_on")
     loc: Loc = (*task.loc, "depends_on")
     if isinstance(deps, str):
@@ -394,137 +540,35 @@ def _unknown_task(name: str, known: Iterable[str]) -> str:
     return f"unknown task '{name}'{hint}"
 
 
-def _cycles(order: list[str], upstream: dict[str, list[str]]) -> list[list[str]]:
-    """One cycle per strongly connected component, starting at its first task in file order."""
-    downstream: dict[str, list[str]] = {name: [] for name in order}
-    for target in order:
-        for source in upstream[target]:
-            downstream[source].append(target)
-    position = {name: i for i, name in enumerate(order)}
-    cycles: list[list[str]] = []
-    for component in _components(order, downstream):
-        start = min(component, key=position.__getitem__)
-        if len(component) == 1 and start not in downstream[start]:
-            continue
-        cycles.append(_cycle_through(start, set(component), downstream))
-    return sorted(cycles, key=lambda c: position[c[0]])
+def _value_loc(item: object, loc: Loc, index: int) -> Loc:
+    """Where the ``index``-th value of a param is: its list item, else the whole value."""
+    if not isinstance(item, dict):
+        return loc
+    if isinstance(item.get("values"), list):
+        return (*loc, "values", index)
+    return (*loc, "values" if "values" in item else "value")
 
 
-def _components(order: list[str], succ: dict[str, list[str]]) -> list[list[str]]:
-    """Tarjan's strongly connected components, iterative (flows can be long chains)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    result: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-
-    for root in order:
-        if root in index:
-            continue
-        visit(root)
-        work = [(root, iter(succ[root]))]
-        while work:
-            node, children = work[-1]
-            for child in children:
-                if child not in index:
-                    visit(child)
-                    work.append((child, iter(succ[child])))
-                    break
-                if child in on_stack:
-                    low[node] = min(low[node], index[child])
-            else:
-                work.pop()
-                if work:
-                    parent = work[-1][0]
-                    low[parent] = min(low[parent], low[node])
-                if low[node] == index[node]:
-                    component: list[str] = []
-                    while True:
-                        member = stack.pop()
-                        on_stack.discard(member)
-                        component.append(member)
-                        if member == node:
-                            break
-                    result.append(component)
-    return result
+def _string_values(item: dict[str, Any], loc: Loc) -> Iterator[tuple[str, Loc]]:
+    """The string values of one raw param entry, each with where it is."""
+    if isinstance(item.get("value"), str):
+        yield item["value"], (*loc, "value")
+    if "values" not in item:
+        return
+    try:
+        values = parse_param_values(item["values"])
+    except ValueError:
+        return  # reported by the schema pass
+    for i, value in enumerate(values):
+        if isinstance(value, str):
+            yield value, _value_loc(item, loc, i)
 
 
-def _cycle_through(start: str, members: set[str], succ: dict[str, list[str]]) -> list[str]:
-    """The shortest path start -> ... -> start inside one component."""
-    parent: dict[str, str] = {}
-    queue = deque([start])
-    while queue:
-        node = queue.popleft()
-        for child in succ[node]:
-            if child == start:
-                path = [node]
-                while path[-1] != start:
-                    path.append(parent[path[-1]])
-                return [*reversed(path), start]
-            if child in members and child not in parent:
-                parent[child] = node
-                queue.append(child)
-    return [start, start]  # unreachable for a real component; keeps the type simple
-
-
-# ---------------------------------------------------------------- building
-
-
-def _build_flow(flow: FlowModel, tasks: list[_Task], upstream: dict[str, list[str]]) -> FlowSpec:
-    name = flow.flow if flow.flow is not None else flow.title
-    assert name is not None  # checked: a flow without a name is an error
-    return FlowSpec(
-        name=name,
-        tasks=tuple(_build_task(t, upstream) for t in tasks),
-        params=tuple(p.to_spec() for p in flow.params or ()),
-        schedule=flow.schedule,
-        description=flow.description,
-    )
-
-
-def _build_task(task: _Task, upstream: dict[str, list[str]]) -> TaskSpec:
-    model, name, kind = task.model, task.name, task.kind
-    # each of these is None only after an error was recorded, and then nothing is built
-    assert model is not None
-    assert name is not None
-    assert kind is not None
-    gate = None
-    if kind is TaskKind.HUMAN_VALIDATION:
-        gate = GatePolicy(
-            targets=model.target or (),
-            quorum=model.quorum if model.quorum is not None else _DEFAULT_GATE.quorum,
-            timeout_seconds=model.timeout or _DEFAULT_GATE.timeout_seconds,
-            allow_self_approval=_or(model.allow_self_approval, _DEFAULT_GATE.allow_self_approval),
-            require_comment_on_reject=_or(
-                model.require_comment_on_reject, _DEFAULT_GATE.require_comment_on_reject
-            ),
-        )
-    deploy = None
-    if kind is TaskKind.DEPLOY:
-        endpoint = model.endpoint or model.endpoint_title
-        assert endpoint is not None
-        deploy = DeploySpec(endpoint=endpoint, port=model.port)
-    return TaskSpec(
-        name=name,
-        kind=kind,
-        command=model.command if kind.runs_command else None,
-        params=tuple(p.to_spec() for p in model.params or ()),
-        depends_on=tuple(upstream[name]),
-        resources=model.resources.to_spec() if model.resources else Resources(),
-        conditions=tuple(c.to_spec() for c in model.conditions or ()),
-        gate=gate,
-        deploy=deploy,
-        env=model.env,
-    )
-
-
-def _or(value: bool | None, default: bool) -> bool:
-    return default if value is None else value
+def _same_number(token: str, value: int | float) -> bool:
+    try:
+        return float(token) == value
+    except ValueError:
+        return False
 
 
 def _file_issue(filename: str, message: str) -> SpecIssue:

@@ -50,6 +50,9 @@ runs = Table(
     Column("updated_at", Float, nullable=False),
     Column("ended_at", Float, nullable=True),
     Column("reason", Text, nullable=True),
+    # the process driving the run holds a lease it renews; an expired lease may be taken over
+    Column("lease_owner", String(200), nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
 )
 
 task_runs = Table(
@@ -71,7 +74,18 @@ task_runs = Table(
     Column("exit_code", Integer, nullable=True),
     Column("reason", Text, nullable=True),
     Column("result", JSON, nullable=False),
+    Column("not_before", Float, nullable=True),
+    Column("cache_key", String(64), nullable=True, index=True),
     UniqueConstraint("run_id", "task_name", "idx", name="uq_task_runs_run_task_idx"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("task_run_id", String(32), ForeignKey("task_runs.id"), primary_key=True),
+    Column("path", String(1000), primary_key=True),
+    Column("sha256", String(64), nullable=False, index=True),
+    Column("size", Integer, nullable=False),
 )
 
 transitions = Table(

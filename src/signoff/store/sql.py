@@ -9,6 +9,7 @@ appended, all in one transaction. Zero rows updated means someone else won: Conf
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, Row
 
 from signoff.domain.records import (
+    ArtifactRecord,
     DecisionRecord,
     DeploymentRecord,
     EndpointRecord,
@@ -26,6 +28,7 @@ from signoff.domain.records import (
     MetricRecord,
     ModelVersionRecord,
     RunRecord,
+    TaskOutputs,
     TaskRunRecord,
     TransitionRecord,
 )
@@ -41,7 +44,16 @@ from signoff.store import _tables as t
 
 __all__ = ["SqlStore", "create_sql_engine", "open_store"]
 
-_TASK_RUN_CHANGES = {"exit_code", "started_at", "ended_at", "reason", "result", "work_dir"}
+_TASK_RUN_CHANGES = {
+    "exit_code",
+    "started_at",
+    "ended_at",
+    "reason",
+    "result",
+    "work_dir",
+    "not_before",
+    "cache_key",
+}
 
 
 def create_sql_engine(url: str) -> Engine:
@@ -120,6 +132,8 @@ def _task_run(row: Row[Any]) -> TaskRunRecord:
         exit_code=m["exit_code"],
         reason=m["reason"],
         result=dict(m["result"]),
+        not_before=m["not_before"],
+        cache_key=m["cache_key"],
     )
 
 
@@ -349,9 +363,26 @@ class SqlStore:
         reason: str | None = None,
         actor: str | None = None,
         changes: Mapping[str, Any] | None = None,
+        via: Sequence[TaskRunState] = (),
+        outputs: TaskOutputs | None = None,
     ) -> TaskRunRecord:
-        with self._tx() as conn:
-            return self._transition_task_run(conn, task_run, new, at, reason, actor, changes)
+        """Move a task run to ``new`` (through the states in ``via`` first), in one transaction.
+
+        ``outputs`` (what a finished task logged and produced) are written in the same
+        transaction, so a task run is never ``succeeded`` without its outputs, nor the reverse.
+        """
+        for attempt in range(3):
+            try:
+                with self._tx() as conn:
+                    if outputs is not None:
+                        self._write_outputs(conn, task_run.id, outputs)
+                    return self._transition_task_run(
+                        conn, task_run, new, at, reason, actor, changes, via=via
+                    )
+            except sa.exc.IntegrityError:
+                if outputs is None or not outputs.models or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _transition_task_run(
         self,
@@ -362,15 +393,20 @@ class SqlStore:
         reason: str | None,
         actor: str | None,
         changes: Mapping[str, Any] | None,
+        *,
+        via: Sequence[TaskRunState] = (),
     ) -> TaskRunRecord:
-        check_task_transition(
-            task_run.state, new, is_gate=task_run.kind is TaskKind.HUMAN_VALIDATION
-        )
+        is_gate = task_run.kind is TaskKind.HUMAN_VALIDATION
+        path = [task_run.state, *via, new]
+        for old, nxt in itertools.pairwise(path):
+            check_task_transition(old, nxt, is_gate=is_gate)
         changes = dict(changes or {})
         unknown = set(changes) - _TASK_RUN_CHANGES
         if unknown:
             raise ValueError(f"cannot change {sorted(unknown)} of a task run")
-        attempt = task_run.attempt + 1 if new is TaskRunState.RUNNING else task_run.attempt
+        starts = sum(1 for st in path[1:] if st is TaskRunState.RUNNING)
+        attempt = task_run.attempt + starts
+        version = task_run.version + len(path) - 1
         if reason is not None:
             changes["reason"] = reason
         res = conn.execute(
@@ -380,16 +416,25 @@ class SqlStore:
                 t.task_runs.c.state == task_run.state.value,
                 t.task_runs.c.version == task_run.version,
             )
-            .values(state=new.value, version=task_run.version + 1, attempt=attempt, **changes)
+            .values(state=new.value, version=version, attempt=attempt, **changes)
         )
         if res.rowcount != 1:
             raise ConflictError(f"task run {task_run.label} changed meanwhile; {new} not applied")
-        self._append_transition(
-            conn, task_run.run_id, "task_run", task_run.id, task_run.state, new, at, reason, actor
-        )
-        return dataclasses.replace(
-            task_run, state=new, version=task_run.version + 1, attempt=attempt, **changes
-        )
+        rows = [
+            {
+                "run_id": task_run.run_id,
+                "entity": "task_run",
+                "entity_id": task_run.id,
+                "from_state": old.value,
+                "to_state": nxt.value,
+                "at": at,
+                "reason": reason if nxt is new else None,
+                "actor": actor,
+            }
+            for old, nxt in itertools.pairwise(path)
+        ]
+        conn.execute(t.transitions.insert(), rows)
+        return dataclasses.replace(task_run, state=new, version=version, attempt=attempt, **changes)
 
     @staticmethod
     def _append_transition(
@@ -425,32 +470,113 @@ class SqlStore:
         metrics: Sequence[MetricRecord],
         tags: Mapping[str, str],
     ) -> None:
+        outputs = TaskOutputs(params=dict(params), metrics=list(metrics), tags=dict(tags))
         with self._tx() as conn:
-            conn.execute(t.logged.delete().where(t.logged.c.task_run_id == task_run_id))
-            conn.execute(t.metrics.delete().where(t.metrics.c.task_run_id == task_run_id))
-            rows = [
-                {"task_run_id": task_run_id, "kind": "param", "key": k, "value": v}
-                for k, v in params.items()
-            ] + [
-                {"task_run_id": task_run_id, "kind": "tag", "key": k, "value": v}
-                for k, v in tags.items()
-            ]
-            if rows:
-                conn.execute(t.logged.insert(), rows)
-            if metrics:
-                conn.execute(
-                    t.metrics.insert(),
-                    [
-                        {
-                            "task_run_id": m.task_run_id,
-                            "key": m.key,
-                            "value": m.value,
-                            "step": m.step,
-                            "at": m.at,
-                        }
-                        for m in metrics
-                    ],
+            self._write_outputs(conn, task_run_id, outputs)
+
+    @staticmethod
+    def _write_outputs(conn: Connection, task_run_id: str, outputs: TaskOutputs) -> None:
+        # A retried or re-run task replaces what an earlier attempt wrote.
+        conn.execute(t.logged.delete().where(t.logged.c.task_run_id == task_run_id))
+        conn.execute(t.metrics.delete().where(t.metrics.c.task_run_id == task_run_id))
+        conn.execute(t.artifacts.delete().where(t.artifacts.c.task_run_id == task_run_id))
+        rows = [
+            {"task_run_id": task_run_id, "kind": "param", "key": k, "value": v}
+            for k, v in outputs.params.items()
+        ] + [
+            {"task_run_id": task_run_id, "kind": "tag", "key": k, "value": v}
+            for k, v in outputs.tags.items()
+        ]
+        if rows:
+            conn.execute(t.logged.insert(), rows)
+        if outputs.metrics:
+            conn.execute(
+                t.metrics.insert(),
+                [
+                    {
+                        "task_run_id": task_run_id,
+                        "key": m.key,
+                        "value": m.value,
+                        "step": m.step,
+                        "at": m.at,
+                    }
+                    for m in outputs.metrics
+                ],
+            )
+        if outputs.artifacts:
+            conn.execute(t.artifacts.insert(), [dataclasses.asdict(a) for a in outputs.artifacts])
+        for model in outputs.models:
+            # Numbered here, inside the writing transaction, so concurrent runs never collide
+            # on SQLite (one writer) and retry on PostgreSQL (unique name+version).
+            current = conn.execute(
+                sa.select(sa.func.max(t.model_versions.c.version)).where(
+                    t.model_versions.c.name == model.name
                 )
+            ).scalar()
+            values = dataclasses.asdict(model)
+            values["version"] = int(current or 0) + 1
+            conn.execute(t.model_versions.insert().values(**values))
+
+    def list_artifacts(self, task_run_id: str) -> list[ArtifactRecord]:
+        q = (
+            sa.select(t.artifacts)
+            .where(t.artifacts.c.task_run_id == task_run_id)
+            .order_by(t.artifacts.c.path)
+        )
+        return [ArtifactRecord(r.task_run_id, r.path, r.sha256, r.size) for r in self._all(q)]
+
+    def find_cached(self, cache_key: str) -> TaskRunRecord | None:
+        """The latest succeeded task run with this cache key, if any."""
+        q = (
+            sa.select(t.task_runs)
+            .where(
+                t.task_runs.c.cache_key == cache_key,
+                t.task_runs.c.state == TaskRunState.SUCCEEDED.value,
+            )
+            .order_by(t.task_runs.c.ended_at.desc())
+            .limit(1)
+        )
+        rows = self._all(q)
+        return _task_run(rows[0]) if rows else None
+
+    # ------------------------------------------------------------------------ leases
+    def claim_run(self, run_id: str, owner: str, *, now: float, ttl: float) -> str | None:
+        """Take (or renew) the lease to drive a run; return the current holder when refused."""
+        with self._tx() as conn:
+            res = conn.execute(
+                t.runs.update()
+                .where(
+                    t.runs.c.id == run_id,
+                    sa.or_(
+                        t.runs.c.lease_owner.is_(None),
+                        t.runs.c.lease_owner == owner,
+                        t.runs.c.lease_expires_at < now,
+                    ),
+                )
+                .values(lease_owner=owner, lease_expires_at=now + ttl)
+            )
+            if res.rowcount == 1:
+                return None
+            holder = conn.execute(
+                sa.select(t.runs.c.lease_owner).where(t.runs.c.id == run_id)
+            ).scalar()
+        return str(holder)
+
+    def release_run(self, run_id: str, owner: str) -> None:
+        """Give the lease up (a clean exit); an expired lease needs no release."""
+        with self._tx() as conn:
+            conn.execute(
+                t.runs.update()
+                .where(t.runs.c.id == run_id, t.runs.c.lease_owner == owner)
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+
+    def lease_of(self, run_id: str) -> tuple[str | None, float | None]:
+        row = self._one(
+            sa.select(t.runs.c.lease_owner, t.runs.c.lease_expires_at).where(t.runs.c.id == run_id),
+            f"run {run_id}",
+        )
+        return row.lease_owner, row.lease_expires_at
 
     def list_metrics(self, task_run_ids: Sequence[str]) -> list[MetricRecord]:
         if not task_run_ids:
@@ -640,6 +766,7 @@ class SqlStore:
 
 def _run_values(run: RunRecord) -> dict[str, Any]:
     values = dataclasses.asdict(run)
+    values["lease_owner"] = None
     values["state"] = run.state.value
     return values
 

@@ -1,0 +1,124 @@
+"""Building the domain :class:`FlowSpec` from a flow the checks found valid."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from dataclasses import replace as _replace
+from typing import Any
+
+from signoff.domain.specs import (
+    DeploySpec,
+    FlowSpec,
+    GatePolicy,
+    ParamSpec,
+    Resources,
+    TaskKind,
+    TaskSpec,
+)
+from signoff.spec._schema import FlowModel, TaskModel
+from signoff.spec._yaml import Loc
+
+__all__ = ["CheckedTask", "build_flow"]
+
+_DEFAULT_GATE = GatePolicy(targets=())
+
+
+@dataclass(frozen=True)
+class CheckedTask:
+    """What the checks learned about one task entry (``None`` where the entry is broken)."""
+
+    index: int
+    raw: dict[str, Any]
+    model: TaskModel | None
+    name: str | None
+    name_key: str
+    kind: TaskKind | None
+    command_key: str | None = None  # "command" or cnvrg's "input", when the task runs one
+    # the command and params with cnvrg's /input/<slug> paths resolved (set after the graph)
+    command: str | None = None
+    params: tuple[ParamSpec, ...] = field(default=())
+
+    @property
+    def loc(self) -> Loc:
+        """Where the task is in the document."""
+        return ("tasks", self.index)
+
+
+def build_flow(
+    flow: FlowModel,
+    tasks: list[CheckedTask],
+    upstream: dict[str, list[str]],
+    metadata: tuple[tuple[str, str], ...],
+) -> FlowSpec:
+    """The domain spec; only called when no error was found."""
+    name = flow.name
+    assert name is not None  # checked: a flow without a name is an error
+    return FlowSpec(
+        name=name,
+        tasks=tuple(_build_task(t, upstream) for t in tasks),
+        params=tuple(p.to_spec() for p in flow.params or ()),
+        schedule=flow.cron,
+        description=flow.description,
+        metadata=metadata,
+    )
+
+
+def _build_task(task: CheckedTask, upstream: dict[str, list[str]]) -> TaskSpec:
+    model, name, kind = task.model, task.name, task.kind
+    # each of these is None only after an error was recorded, and then nothing is built
+    assert model is not None
+    assert name is not None
+    assert kind is not None
+    base = TaskSpec(
+        name=name,
+        kind=kind,
+        depends_on=tuple(upstream[name]),
+        description=model.description,
+    )
+    if kind.runs_command:
+        return _command_task(base, task, model)
+    if kind is TaskKind.SELECT:
+        conditions = tuple(c.to_spec() for c in model.conditions or ())
+        return _replace(base, conditions=conditions)
+    if kind is TaskKind.HUMAN_VALIDATION:
+        return _replace(base, gate=_gate(model))
+    endpoint = model.endpoint or model.endpoint_title
+    assert endpoint is not None
+    # a deploy task runs no command: its command, params, resources and env were warned about
+    return _replace(base, deploy=DeploySpec(endpoint=endpoint, port=model.port))
+
+
+def _command_task(base: TaskSpec, task: CheckedTask, model: TaskModel) -> TaskSpec:
+    requested = model.resources or model.requirements
+    return _replace(
+        base,
+        command=task.command,
+        params=task.params,
+        resources=requested.to_spec() if requested else Resources(),
+        env=model.env,
+        retries=model.retries or 0,
+        retry_delay=model.retry_delay or 0.0,
+        timeout=model.timeout,
+        cache=bool(model.cache),
+        output_dir=model.output_dir,
+    )
+
+
+def _gate(model: TaskModel) -> GatePolicy:
+    timeout = _DEFAULT_GATE.timeout_seconds
+    if model.timeout is not None:
+        timeout = math.ceil(model.timeout)  # gates count whole seconds
+    return GatePolicy(
+        targets=model.target or (),
+        quorum=model.quorum if model.quorum is not None else _DEFAULT_GATE.quorum,
+        timeout_seconds=timeout,
+        allow_self_approval=_or(model.allow_self_approval, _DEFAULT_GATE.allow_self_approval),
+        require_comment_on_reject=_or(
+            model.require_comment_on_reject, _DEFAULT_GATE.require_comment_on_reject
+        ),
+    )
+
+
+def _or(value: bool | None, default: bool) -> bool:
+    return default if value is None else value

@@ -29,19 +29,23 @@ def evaluate_tasks(
     spec: FlowSpec,
     by_task: Mapping[str, Sequence[TaskRunRecord]],
     names: Iterable[str],
+    upstreams: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[list[TaskRunRecord], list[TaskRunRecord]]:
     """For the named tasks, which pending task runs are ready and which must be skipped.
 
     Ready: every upstream task run (every grid combination) succeeded or was approved.
-    Skipped: an upstream task run ended without success.
+    Skipped: an upstream task run ended without success. ``upstreams`` (task name to its
+    upstream names) saves the lookups when a caller evaluates often.
     """
+    if upstreams is None:
+        upstreams = {t.name: t.depends_on for t in spec.tasks}
     ready: list[TaskRunRecord] = []
     skip: list[TaskRunRecord] = []
     for name in names:
         pending = [tr for tr in by_task.get(name, ()) if tr.state is _T.PENDING]
         if not pending:
             continue
-        upstream = [u for up in spec.task(name).depends_on for u in by_task.get(up, ())]
+        upstream = [u for up in upstreams[name] for u in by_task.get(up, ())]
         if any(u.state.is_terminal and not u.state.is_success for u in upstream):
             skip.extend(pending)
         elif all(u.state.is_success for u in upstream):

@@ -56,6 +56,7 @@ class TaskExecution:
     timeout: float | None = None
     call: str | None = None  # "module:function": a Python task run in-process
     params: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Path] = field(default_factory=dict)  # upstream name -> its output folder
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ import shutil
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,6 +221,12 @@ class _Drive:
         self.store = engine.store
         self.run = run
         self.spec = self.store.get_flow(run.flow_hash)
+        self.tasks = {t.name: t for t in self.spec.tasks}
+        self.upstreams = {t.name: t.depends_on for t in self.spec.tasks}
+        self.downstreams: dict[str, list[str]] = {t.name: [] for t in self.spec.tasks}
+        for t in self.spec.tasks:
+            for up in t.depends_on:
+                self.downstreams[up].append(t.name)
         self.trs: dict[str, TaskRunRecord] = {}
         self.by_task: dict[str, list[TaskRunRecord]] = {t.name: [] for t in self.spec.tasks}
         for tr in self.store.list_task_runs(run.id):
@@ -227,7 +234,11 @@ class _Drive:
         self.executor: Executor | None = None
         self.in_flight: set[str] = set()
         self.dirty: set[str] = {t.name for t in self.spec.tasks}
+        self.launch: deque[str] = deque()  # command task runs ready to start, in order
+        self.delayed: set[str] = set()  # queued retries waiting for their not_before
+        self.unfinished = sum(1 for tr in self.trs.values() if not tr.state.is_terminal)
         self.renew_at = time.monotonic() + engine.lease_seconds / 3
+        self.check_run_at = 0.0
         self._code_digest: str | None = None
 
     # ------------------------------------------------------------------ bookkeeping
@@ -237,10 +248,11 @@ class _Drive:
         group = self.by_task.setdefault(tr.task_name, [])
         if old is None:
             group.append(tr)
-        else:
-            group[group.index(old)] = tr
-            if tr.state.is_terminal and not old.state.is_terminal:
-                self.dirty.update(self.spec.downstream(tr.task_name))
+            return
+        group[group.index(old)] = tr
+        if tr.state.is_terminal and not old.state.is_terminal:
+            self.unfinished -= 1
+            self.dirty.update(self.downstreams[tr.task_name])
 
     def _move(self, tr: TaskRunRecord, new: TaskRunState, reason: str | None, **kw: Any) -> None:
         self._index(self.engine.move_task(tr, new, reason, **kw))
@@ -269,6 +281,8 @@ class _Drive:
         # A task run left `running` by a process that died may have started: stop what is left
         # of it and run it again (at-least-once), never mark it done. Too many losses fail it.
         for tr in list(self.trs.values()):
+            if tr.state is _T.QUEUED and tr.kind.runs_command:
+                self.delayed.add(tr.id)
             if tr.state is not _T.RUNNING:
                 continue
             self.engine.stop_leftover(Path(tr.work_dir), tr.id)
@@ -287,17 +301,20 @@ class _Drive:
                     f"the process running attempt {tr.attempt} stopped; running it again",
                     changes={"result": {**tr.result, "lost": lost}, "not_before": None},
                 )
+                self.delayed.add(tr.id)
 
     def _loop(self) -> RunRecord:
         assert self.executor is not None
         executor = self.executor
         while True:
             self._heartbeat()
-            current = self.store.get_run(self.run.id)
-            if current.state.is_terminal:  # cancelled from elsewhere
-                for trid in list(self.in_flight):
-                    executor.cancel(trid)
-                return current
+            if time.monotonic() >= self.check_run_at:
+                # A cancel from another process ends the run; look at most 5 times a second.
+                self.check_run_at = time.monotonic() + 0.2
+                if self.store.get_run(self.run.id).state.is_terminal:
+                    for trid in list(self.in_flight):
+                        executor.cancel(trid)
+                    return self.store.get_run(self.run.id)
             progressed = self._advance(executor)
             if progressed:
                 continue
@@ -311,17 +328,20 @@ class _Drive:
                 time.sleep(min(delay, 1.0))
                 continue
             trs = list(self.trs.values())
-            if all(tr.state.is_terminal for tr in trs):
+            if self.unfinished == 0:
                 outcome_state = run_outcome(trs)
-                return self.engine.move_run(
-                    self.run, outcome_state, _outcome_reason(outcome_state, trs)
-                )
+                return self._settle(outcome_state, _outcome_reason(outcome_state, trs))
             if any(tr.state is _T.WAITING_FOR_APPROVAL for tr in trs):
-                return self.engine.move_run(
-                    self.run, RunState.WAITING_FOR_APPROVAL, "waiting at a gate"
-                )
+                return self._settle(RunState.WAITING_FOR_APPROVAL, "waiting at a gate")
             stuck = ", ".join(f"{tr.label}={tr.state}" for tr in trs if not tr.state.is_terminal)
-            return self.engine.move_run(self.run, RunState.FAILED, f"no task can move: {stuck}")
+            return self._settle(RunState.FAILED, f"no task can move: {stuck}")
+
+    def _settle(self, state: RunState, reason: str) -> RunRecord:
+        """End (or park) the run; if it changed meanwhile (a cancel), the store's word wins."""
+        try:
+            return self.engine.move_run(self.run, state, reason)
+        except ConflictError:
+            return self.store.get_run(self.run.id)
 
     def _heartbeat(self) -> None:
         if time.monotonic() < self.renew_at:
@@ -334,64 +354,67 @@ class _Drive:
         self.renew_at = time.monotonic() + self.engine.lease_seconds / 3
 
     def _next_due(self) -> float:
+        if not self.delayed:
+            return float("inf")
         now = self._now()
-        waits = [
-            max(0.0, (tr.not_before or now) - now)
-            for tr in self.trs.values()
-            if tr.state is _T.QUEUED and tr.id not in self.in_flight
-        ]
-        return min(waits, default=float("inf"))
+        return min(max(0.0, (self.trs[i].not_before or now) - now) for i in self.delayed)
 
     def _advance(self, executor: Executor) -> bool:
         progressed = False
         while self.dirty:
             names, self.dirty = self.dirty, set()
-            ready, skip = evaluate_tasks(self.spec, self.by_task, names)
+            ready, skip = evaluate_tasks(self.spec, self.by_task, names, self.upstreams)
             for tr in skip:
-                upstream = ", ".join(self.spec.task(tr.task_name).depends_on)
+                upstream = ", ".join(self.upstreams[tr.task_name])
                 self._move(tr, _T.SKIPPED, f"upstream ({upstream}) did not succeed")
                 progressed = True
-            for tr in ready:
-                task = self.spec.task(tr.task_name)
-                if not tr.kind.runs_command:
-                    self._run_builtin(task, tr)
+            for tr in sorted(ready, key=lambda r: r.created_at):
+                if tr.kind.runs_command:
+                    self.launch.append(tr.id)
+                else:
+                    self._run_builtin(self.tasks[tr.task_name], tr)
                     progressed = True
-        now = self._now()
-        launchable = sorted(
-            (
-                tr
-                for tr in self.trs.values()
-                if tr.kind.runs_command
-                and tr.id not in self.in_flight
-                and (
-                    (tr.state is _T.PENDING and self._upstream_done(tr))
-                    or (tr.state is _T.QUEUED and (tr.not_before or 0.0) <= now)
-                )
-            ),
-            key=lambda tr: tr.created_at,
-        )
-        for tr in launchable:
-            task = self.spec.task(tr.task_name)
+        if self.delayed:
+            now = self._now()
+            due = sorted(
+                (i for i in self.delayed if (self.trs[i].not_before or 0.0) <= now),
+                key=lambda i: self.trs[i].created_at,
+            )
+            for i in due:
+                self.delayed.discard(i)
+                self.launch.append(i)
+        while self.launch:
+            tr = self.trs[self.launch[0]]
+            task = self.tasks[tr.task_name]
             if executor.free_slots() < executor.slots_needed(task.resources.cpu):
                 break
+            self.launch.popleft()
+            if tr.state not in (_T.PENDING, _T.QUEUED):
+                continue
             self._launch(task, tr, executor)
             progressed = True
         return progressed
-
-    def _upstream_done(self, tr: TaskRunRecord) -> bool:
-        task = self.spec.task(tr.task_name)
-        return all(u.state.is_success for up in task.depends_on for u in self.by_task[up])
 
     # ---------------------------------------------------------------- command tasks
     def _launch(self, task: TaskSpec, tr: TaskRunRecord, executor: Executor) -> None:
         work = Path(tr.work_dir)
         output = work / "output"
         inputs = work / "inputs"
-        _prepare_work_dir(
-            work, Path(self.run.work_dir) / "code", inputs, output, code=task.call is None
-        )
-        for upstream_name in task.depends_on:
-            _link_inputs(inputs / task_slug(upstream_name), self.by_task[upstream_name])
+        fresh = tr.attempt == 0 and not tr.result
+        in_process = task.call is not None
+        if in_process:  # its folders are made when it writes; inputs come through its context
+            if not fresh:
+                shutil.rmtree(output, ignore_errors=True)
+        else:
+            _prepare_work_dir(
+                work,
+                Path(self.run.work_dir) / "code",
+                inputs if task.depends_on else None,
+                output,
+                fresh=fresh,
+            )
+            for upstream_name in task.depends_on:
+                _link_inputs(inputs / task_slug(upstream_name), self.by_task[upstream_name])
         if task.output_dir:
             _link_output_dir(work / task.output_dir, output)
         variables: dict[str, object] = {
@@ -424,14 +447,20 @@ class _Drive:
             "SIGNOFF_RUN_ID": self.run.id,
             "SIGNOFF_TASK": task.name,
             "SIGNOFF_TASK_RUN_ID": tr.id,
-            "SIGNOFF_PARAMS": json.dumps(params, default=str),
-            "SIGNOFF_OUTPUT_DIR": str(output),
-            "SIGNOFF_INPUTS_DIR": str(inputs),
-            "SIGNOFF_RECORDS_FILE": str(work / "records.jsonl"),
-            **{f"SIGNOFF_PARAM_{_env_key(k)}": str(v) for k, v in params.items()},
-            **dict(task.env),
         }
-        (work / "records.jsonl").unlink(missing_ok=True)
+        if task.call is None:  # a command learns the rest from its environment
+            env.update(
+                {
+                    "SIGNOFF_PARAMS": json.dumps(params, default=str),
+                    "SIGNOFF_OUTPUT_DIR": str(output),
+                    "SIGNOFF_INPUTS_DIR": str(inputs),
+                    "SIGNOFF_RECORDS_FILE": str(work / "records.jsonl"),
+                    **{f"SIGNOFF_PARAM_{_env_key(k)}": str(v) for k, v in params.items()},
+                    **dict(task.env),
+                }
+            )
+        if not fresh:
+            (work / "records.jsonl").unlink(missing_ok=True)
         self._move(
             tr,
             _T.RUNNING,
@@ -451,6 +480,7 @@ class _Drive:
                 timeout=task.timeout,
                 call=task.call,
                 params=params,
+                inputs=_input_map(task, self.by_task) if in_process else {},
             )
         )
 
@@ -513,10 +543,9 @@ class _Drive:
         return True
 
     def _finish(self, outcome: TaskOutcome) -> None:
-        tr = self.store.get_task_run(outcome.task_run_id)
-        if tr.state is not _T.RUNNING:  # cancelled meanwhile
-            self._index(tr)
-            return
+        # This process holds the lease: its index is current; a cancel from elsewhere makes
+        # the compare-and-set below fail, and the store's version wins.
+        tr = self.trs[outcome.task_run_id]
         now = self._now()
         if outcome.error is not None or outcome.exit_code != 0:
             why = outcome.error or f"exit code {outcome.exit_code}"
@@ -542,7 +571,7 @@ class _Drive:
             self._index(self.store.get_task_run(tr.id))
 
     def _failed(self, tr: TaskRunRecord, why: str) -> None:
-        task = self.spec.task(tr.task_name)
+        task = self.tasks[tr.task_name]
         lost = int(tr.result.get("lost", 0))
         tries_used = tr.attempt - lost
         try:
@@ -555,6 +584,7 @@ class _Drive:
                     + (f" in {delay:g}s" if delay else ""),
                     changes={"not_before": self._now() + delay, "exit_code": None},
                 )
+                self.delayed.add(tr.id)
             else:
                 self._move(tr, _T.FAILED, why, changes={"ended_at": self._now()})
         except ConflictError:
@@ -644,22 +674,34 @@ def _snapshot_code(src: Path, dest: Path) -> None:
             shutil.copy2(path, dest / rel / name)
 
 
-_RESERVED = {"inputs", "output", "records.jsonl", "stdout.log", ".pid"}
+_RESERVED = {"inputs", "output", "records.jsonl", "stdout.log"}
+
+
+def _input_map(task: TaskSpec, by_task: Mapping[str, list[TaskRunRecord]]) -> dict[str, Path]:
+    """Upstream outputs for an in-process task (one upstream task run: its folder)."""
+    found: dict[str, Path] = {}
+    for name in task.depends_on:
+        ups = by_task[name]
+        if len(ups) == 1:
+            found[name] = found[task_slug(name)] = _output_of(ups[0])
+    return found
 
 
 def _prepare_work_dir(
-    work: Path, code_dir: Path, inputs: Path, output: Path, *, code: bool
+    work: Path, code_dir: Path, inputs: Path | None, output: Path, *, fresh: bool
 ) -> None:
-    """A fresh output folder, the inputs folder, and (for commands) links to the code."""
-    work.mkdir(parents=True, exist_ok=True)
-    if output.is_symlink():
-        output.unlink()
-    elif output.exists():  # a retry starts from an empty output folder
-        shutil.rmtree(output)
-    output.mkdir()
-    inputs.mkdir(exist_ok=True)
-    if not code:
-        return
+    """An empty output folder, the inputs folder, and (for commands) links to the code."""
+    if fresh:  # a first attempt: nothing to clear
+        output.mkdir(parents=True, exist_ok=True)
+    else:
+        work.mkdir(parents=True, exist_ok=True)
+        if output.is_symlink():
+            output.unlink()
+        elif output.exists():  # a retry starts from an empty output folder
+            shutil.rmtree(output)
+        output.mkdir()
+    if inputs is not None:
+        inputs.mkdir(exist_ok=True)
     for entry in code_dir.iterdir():
         link = work / entry.name
         if entry.name in _RESERVED or link.exists() or link.is_symlink():

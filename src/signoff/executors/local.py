@@ -2,18 +2,21 @@
 
 A pool of slots (by default one per core) bounds parallelism; a task asking for ``cpu: 2``
 takes two slots. A command's output (stdout and stderr together) goes to ``stdout.log`` in
-its working folder and its pid to ``.pid``, so a later process can find and stop a command
-left behind by a driver that died. A Python callable (``call: "module:function"``) runs in a
-worker thread of this process with its task context set; its traceback goes to the log.
+its working folder; its environment names its task run, so a later process can find and stop
+a command left behind by a driver that died. A Python callable (``call: "module:function"``)
+runs in a worker thread of this process with its task context set; its traceback goes to the
+log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import math
 import os
 import queue
+import selectors
 import signal
 import subprocess
 import sys
@@ -27,23 +30,30 @@ from typing import Any
 from signoff.domain.ports import TaskExecution, TaskOutcome
 from signoff.tracking.context import TaskContext, task_context
 
-__all__ = ["LOG_FILE", "PID_FILE", "LocalExecutor", "stop_leftover"]
+__all__ = ["LOG_FILE", "LocalExecutor", "stop_leftover"]
 
 LOG_FILE = "stdout.log"
-PID_FILE = ".pid"
 
 
 class LocalExecutor:
-    """Runs task runs locally, at most ``slots`` cores' worth at a time."""
+    """Runs task runs locally, at most ``slots`` cores' worth at a time.
+
+    Commands are spawned by the caller's thread and watched through pidfds (no thread per
+    command); Python callables run on a small thread pool. ``wait_any`` waits on both.
+    """
 
     def __init__(self, slots: int | None = None, base_env: dict[str, str] | None = None) -> None:
         self._slots = max(1, slots or os.cpu_count() or 1)
         self._used = 0
         self._lock = threading.Lock()
         self._done: queue.SimpleQueue[TaskOutcome] = queue.SimpleQueue()
-        self._running: set[str] = set()
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=self._slots, thread_name_prefix="task")
+        self._running: dict[str, int] = {}  # task run id -> slots held
+        self._procs: dict[int, _Command] = {}  # pidfd -> running command
+        self._pool: ThreadPoolExecutor | None = None
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
         self._base_env = dict(base_env if base_env is not None else os.environ)
         # `python` in a task command means this environment's interpreter.
         bin_dir = str(Path(sys.executable).parent)
@@ -68,23 +78,152 @@ class LocalExecutor:
         need = self.slots_needed(execution.cpu)
         with self._lock:
             self._used += need
-            self._running.add(execution.task_run_id)
-        self._pool.submit(self._run, execution, need)
+            self._running[execution.task_run_id] = need
+        if execution.call is not None:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self._slots, thread_name_prefix="task")
+            self._pool.submit(self._run_call, execution)
+            return
+        command = _Command.start(execution, self._base_env)
+        if isinstance(command, TaskOutcome):
+            self._done.put(command)
+            os.write(self._wake_w, b"x")
+            return
+        self._procs[command.pidfd] = command
+        self._selector.register(command.pidfd, selectors.EVENT_READ)
 
-    def _run(self, execution: TaskExecution, need: int) -> None:
+    def _run_call(self, execution: TaskExecution) -> None:
         try:
-            if execution.call is not None:
-                outcome = self._call(execution)
-            else:
-                outcome = self._spawn(execution)
-        except Exception as exc:
+            outcome = self._call(execution)
+        except Exception as exc:  # an executor bug must not lose the outcome
             outcome = TaskOutcome(execution.task_run_id, -1, error=f"executor error: {exc}")
-        with self._lock:
-            self._used -= need
         self._done.put(outcome)
+        os.write(self._wake_w, b"x")
 
-    def _spawn(self, execution: TaskExecution) -> TaskOutcome:
-        env = {**self._base_env, **execution.env}
+    def _call(self, execution: TaskExecution) -> TaskOutcome:
+        assert execution.call is not None
+        module_name, _, qualname = execution.call.partition(":")
+        ctx = TaskContext(
+            run_id=execution.env.get("SIGNOFF_RUN_ID", ""),
+            task=execution.env.get("SIGNOFF_TASK", ""),
+            task_run_id=execution.task_run_id,
+            output_dir=execution.work_dir / "output",
+            inputs_dir=execution.work_dir / "inputs",
+            records_file=execution.work_dir / "records.jsonl",
+            params=dict(execution.params),
+            inputs=dict(execution.inputs),
+        )
+        try:
+            target: Any = importlib.import_module(module_name)
+            for part in qualname.split("."):
+                target = getattr(target, part)
+            target = getattr(target, "__wrapped_task__", target)
+            kwargs = _accepted(target, execution.params)
+            with task_context(ctx):
+                target(**kwargs)
+        except Exception as exc:  # user code: any error is the task's failure
+            execution.work_dir.mkdir(parents=True, exist_ok=True)
+            with (execution.work_dir / LOG_FILE).open("a") as log:
+                log.write(traceback.format_exc())
+            return TaskOutcome(execution.task_run_id, 1, error=f"{type(exc).__name__}: {exc}")
+        return TaskOutcome(execution.task_run_id, 0)
+
+    def wait_any(self, timeout: float | None = None) -> list[TaskOutcome]:
+        """Block until at least one task run ended (or ``timeout``), return all that ended."""
+        outcomes = self._drain()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not outcomes:
+            wait = self._next_timeout(deadline)
+            if wait is not None and wait <= 0:
+                outcomes = self._expire()
+                if outcomes or (deadline is not None and time.monotonic() >= deadline):
+                    break
+                continue
+            for key, _ in self._selector.select(wait):
+                fd = int(key.fd)
+                if fd == self._wake_r:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 4096)
+                else:
+                    outcomes.append(self._reap(fd))
+            outcomes.extend(self._drain())
+            outcomes.extend(self._expire())
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        with self._lock:
+            for o in outcomes:
+                self._used -= self._running.pop(o.task_run_id, 0)
+        return outcomes
+
+    def _drain(self) -> list[TaskOutcome]:
+        outcomes: list[TaskOutcome] = []
+        while True:
+            try:
+                outcomes.append(self._done.get_nowait())
+            except queue.Empty:
+                return outcomes
+
+    def _next_timeout(self, deadline: float | None) -> float | None:
+        limits = [c.deadline for c in self._procs.values() if c.deadline is not None]
+        if deadline is not None:
+            limits.append(deadline)
+        return None if not limits else min(limits) - time.monotonic()
+
+    def _expire(self) -> list[TaskOutcome]:
+        now = time.monotonic()
+        expired = [
+            fd for fd, c in self._procs.items() if c.deadline is not None and c.deadline <= now
+        ]
+        outcomes = []
+        for fd in expired:
+            command = self._procs[fd]
+            _kill_group(command.proc.pid)
+            outcome = self._reap(fd)
+            outcomes.append(
+                TaskOutcome(outcome.task_run_id, -1, error=f"timed out after {command.timeout:g}s")
+            )
+        return outcomes
+
+    def _reap(self, fd: int) -> TaskOutcome:
+        command = self._procs.pop(fd)
+        self._selector.unregister(fd)
+        os.close(fd)
+        return command.finish()
+
+    def cancel(self, task_run_id: str) -> None:
+        """Stop one running command (its whole process group)."""
+        for command in list(self._procs.values()):
+            if command.task_run_id == task_run_id and command.proc.poll() is None:
+                _kill_group(command.proc.pid)
+
+    def shutdown(self) -> None:
+        """Stop whatever still runs (only on an abnormal exit) and release resources."""
+        for fd in list(self._procs):
+            command = self._procs[fd]
+            if command.proc.poll() is None:
+                _kill_group(command.proc.pid)
+            self._reap(fd)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._selector.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+
+class _Command:
+    """One running command: its process, pidfd and deadline."""
+
+    def __init__(self, execution: TaskExecution, proc: subprocess.Popen[bytes]) -> None:
+        self.task_run_id = execution.task_run_id
+        self.work_dir = execution.work_dir
+        self.proc = proc
+        self.pidfd = os.pidfd_open(proc.pid)
+        self.timeout = execution.timeout
+        self.deadline = None if execution.timeout is None else time.monotonic() + execution.timeout
+
+    @staticmethod
+    def start(execution: TaskExecution, base_env: dict[str, str]) -> _Command | TaskOutcome:
+        env = {**base_env, **execution.env}
         work = execution.work_dir
         try:
             with (work / LOG_FILE).open("ab") as log:
@@ -100,87 +239,17 @@ class LocalExecutor:
                 )
         except OSError as exc:
             return TaskOutcome(execution.task_run_id, -1, error=f"could not start: {exc}")
-        (work / PID_FILE).write_text(str(proc.pid))
-        with self._lock:
-            self._procs[execution.task_run_id] = proc
-        try:
-            code = proc.wait(timeout=execution.timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc.pid)
-            proc.wait()
-            return TaskOutcome(
-                execution.task_run_id, -1, error=f"timed out after {execution.timeout:g}s"
-            )
-        finally:
-            with self._lock:
-                self._procs.pop(execution.task_run_id, None)
-        (work / PID_FILE).unlink(missing_ok=True)
+        return _Command(execution, proc)
+
+    def finish(self) -> TaskOutcome:
+        code = self.proc.wait()
         if code < 0:
             try:
                 name = signal.Signals(-code).name
             except ValueError:
                 name = f"signal {-code}"
-            return TaskOutcome(execution.task_run_id, code, error=f"killed by {name}")
-        return TaskOutcome(execution.task_run_id, code)
-
-    def _call(self, execution: TaskExecution) -> TaskOutcome:
-        assert execution.call is not None
-        module_name, _, qualname = execution.call.partition(":")
-        ctx = TaskContext(
-            run_id=execution.env.get("SIGNOFF_RUN_ID", ""),
-            task=execution.env.get("SIGNOFF_TASK", ""),
-            task_run_id=execution.task_run_id,
-            output_dir=execution.work_dir / "output",
-            inputs_dir=execution.work_dir / "inputs",
-            records_file=execution.work_dir / "records.jsonl",
-            params=dict(execution.params),
-        )
-        try:
-            target: Any = importlib.import_module(module_name)
-            for part in qualname.split("."):
-                target = getattr(target, part)
-            target = getattr(target, "__wrapped_task__", target)
-            kwargs = _accepted(target, execution.params)
-            with task_context(ctx):
-                target(**kwargs)
-        except Exception as exc:
-            with (execution.work_dir / LOG_FILE).open("a") as log:
-                log.write(traceback.format_exc())
-            return TaskOutcome(execution.task_run_id, 1, error=f"{type(exc).__name__}: {exc}")
-        return TaskOutcome(execution.task_run_id, 0)
-
-    def wait_any(self, timeout: float | None = None) -> list[TaskOutcome]:
-        """Block until at least one task run ended (or ``timeout``), return all that ended."""
-        outcomes: list[TaskOutcome] = []
-        try:
-            outcomes.append(self._done.get(timeout=timeout))
-        except queue.Empty:
-            return outcomes
-        while True:
-            try:
-                outcomes.append(self._done.get_nowait())
-            except queue.Empty:
-                break
-        with self._lock:
-            for o in outcomes:
-                self._running.discard(o.task_run_id)
-        return outcomes
-
-    def cancel(self, task_run_id: str) -> None:
-        """Stop one running command (its whole process group)."""
-        with self._lock:
-            proc = self._procs.get(task_run_id)
-        if proc is not None and proc.poll() is None:
-            _kill_group(proc.pid)
-
-    def shutdown(self) -> None:
-        """Stop whatever still runs (only on an abnormal exit) and release the threads."""
-        with self._lock:
-            procs = list(self._procs.values())
-        for proc in procs:
-            if proc.poll() is None:
-                _kill_group(proc.pid)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+            return TaskOutcome(self.task_run_id, code, error=f"killed by {name}")
+        return TaskOutcome(self.task_run_id, code)
 
 
 def _accepted(func: Any, params: dict[str, Any]) -> dict[str, Any]:
@@ -213,25 +282,27 @@ def _kill_group(pid: int, grace: float = 5.0) -> None:
 
 
 def stop_leftover(work_dir: Path, task_run_id: str) -> bool:
-    """Stop a command a dead driver left running in ``work_dir``; True if one was stopped.
+    """Stop a command a dead driver left running for this task run; True if one was stopped.
 
-    The pid is trusted only if that process still carries the task run's id in its
-    environment, so a recycled pid is never killed.
+    Every command carries ``SIGNOFF_TASK_RUN_ID`` in its environment: the process group
+    whose leader carries this task run's id is the leftover, so a recycled pid is never
+    killed. (Looked up only when a run is recovered, so no per-task bookkeeping is needed.)
     """
-    pid_file = work_dir / PID_FILE
-    try:
-        pid = int(pid_file.read_text())
-    except (OSError, ValueError):
-        return False
     marker = f"SIGNOFF_TASK_RUN_ID={task_run_id}".encode()
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        pid_file.unlink(missing_ok=True)
-        return False
-    if marker not in environ.split(b"\0"):
-        pid_file.unlink(missing_ok=True)
-        return False
-    _kill_group(pid)
-    pid_file.unlink(missing_ok=True)
-    return True
+    stopped = False
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            environ = (entry / "environ").read_bytes()
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if marker not in environ.split(b"\0"):
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pid:  # the group leader: the shell signoff started
+            _kill_group(pid)
+            stopped = True
+    return stopped

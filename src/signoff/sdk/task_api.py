@@ -60,6 +60,8 @@ def output_dir() -> Path:
 def input_dir(upstream: str) -> Path:
     """Where the outputs of the upstream task ``upstream`` are."""
     ctx = current_task()
+    if ctx is not None and upstream in ctx.inputs:
+        return ctx.inputs[upstream]
     base = ctx.inputs_dir if ctx else Path(os.environ.get(ENV_INPUTS_DIR, "inputs"))
     return base / upstream
 
@@ -68,8 +70,14 @@ def _append(record: dict[str, Any]) -> None:
     record["time"] = time.time()
     ctx = current_task()
     path = ctx.records_file if ctx else Path(os.environ.get(ENV_RECORDS_FILE, "signoff-records"))
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(record, default=str) + "\n")
+    line = json.dumps(record, default=str) + "\n"
+    try:
+        f = path.open("a", encoding="utf-8")
+    except FileNotFoundError:  # an in-process task's folder is made when first needed
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = path.open("a", encoding="utf-8")
+    with f:
+        f.write(line)
 
 
 def log_param(key: str, value: Any) -> None:

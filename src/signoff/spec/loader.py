@@ -343,9 +343,9 @@ class _Checker:
             both = self.either(loc, raw, keys, message)
             if not both and not broken & set(keys) and not (model.endpoint or model.endpoint_title):
                 message = "a deploy task needs an 'endpoint' (or 'endpoint_title')"
-                given = [k for k in keys if k in raw]  # present but empty
-                if given:
-                    self.error((*loc, given[0]), message, at_key=True)
+                empty = [k for k in keys if k in raw]  # present, but null or empty
+                if empty:
+                    self.error((*loc, empty[0]), message, at_key=True)
                 else:
                     self.error((*loc, "endpoint"), message, pos=loc)
 

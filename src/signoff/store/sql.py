@@ -9,6 +9,7 @@ appended, all in one transaction. Zero rows updated means someone else won: Conf
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -44,6 +45,7 @@ from signoff.store import _tables as t
 
 __all__ = ["SqlStore", "create_sql_engine", "open_store"]
 
+_WRITE = "signoff_write"
 _TASK_RUN_CHANGES = {
     "exit_code",
     "started_at",
@@ -76,8 +78,10 @@ def create_sql_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
-            # IMMEDIATE takes the write lock up front: two writers never deadlock on upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A writing transaction takes the lock up front (IMMEDIATE): two writers never
+            # deadlock on a lock upgrade. Reads stay deferred and never wait for a writer (WAL).
+            write = conn.info.get(_WRITE, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
     if url.startswith("postgresql://"):
@@ -221,8 +225,14 @@ class SqlStore:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
+        """A writing transaction: committed when the block ends, rolled back on error."""
+        with self.engine.connect() as conn:
+            conn.info[_WRITE] = True
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop(_WRITE, None)
 
     def _one(self, query: sa.Select[Any], what: str) -> Row[Any]:
         with self.engine.connect() as conn:
@@ -375,7 +385,9 @@ class SqlStore:
             try:
                 with self._tx() as conn:
                     if outputs is not None:
-                        self._write_outputs(conn, task_run.id, outputs)
+                        # Only a task run's first attempt can have nothing to replace.
+                        first = task_run.attempt <= 1 and not task_run.result.get("lost")
+                        self._write_outputs(conn, task_run.id, outputs, replace=not first)
                     return self._transition_task_run(
                         conn, task_run, new, at, reason, actor, changes, via=via
                     )
@@ -409,15 +421,16 @@ class SqlStore:
         version = task_run.version + len(path) - 1
         if reason is not None:
             changes["reason"] = reason
-        res = conn.execute(
-            t.task_runs.update()
-            .where(
-                t.task_runs.c.id == task_run.id,
-                t.task_runs.c.state == task_run.state.value,
-                t.task_runs.c.version == task_run.version,
-            )
-            .values(state=new.value, version=version, attempt=attempt, **changes)
-        )
+        params = {
+            "b_id": task_run.id,
+            "b_state": task_run.state.value,
+            "b_version": task_run.version,
+            "state": new.value,
+            "version": version,
+            "attempt": attempt,
+            **changes,
+        }
+        res = conn.execute(_task_run_cas(frozenset(changes)), params)
         if res.rowcount != 1:
             raise ConflictError(f"task run {task_run.label} changed meanwhile; {new} not applied")
         rows = [
@@ -475,11 +488,13 @@ class SqlStore:
             self._write_outputs(conn, task_run_id, outputs)
 
     @staticmethod
-    def _write_outputs(conn: Connection, task_run_id: str, outputs: TaskOutputs) -> None:
-        # A retried or re-run task replaces what an earlier attempt wrote.
-        conn.execute(t.logged.delete().where(t.logged.c.task_run_id == task_run_id))
-        conn.execute(t.metrics.delete().where(t.metrics.c.task_run_id == task_run_id))
-        conn.execute(t.artifacts.delete().where(t.artifacts.c.task_run_id == task_run_id))
+    def _write_outputs(
+        conn: Connection, task_run_id: str, outputs: TaskOutputs, *, replace: bool = True
+    ) -> None:
+        if replace:  # a retried or re-run task replaces what an earlier attempt wrote
+            conn.execute(t.logged.delete().where(t.logged.c.task_run_id == task_run_id))
+            conn.execute(t.metrics.delete().where(t.metrics.c.task_run_id == task_run_id))
+            conn.execute(t.artifacts.delete().where(t.artifacts.c.task_run_id == task_run_id))
         rows = [
             {"task_run_id": task_run_id, "kind": "param", "key": k, "value": v}
             for k, v in outputs.params.items()
@@ -762,6 +777,26 @@ class SqlStore:
             )
             for r in self._all(q)
         ]
+
+
+@functools.cache
+def _task_run_cas(changed: frozenset[str]) -> sa.Update:
+    """The compare-and-set UPDATE for a task run, built once per set of changed columns."""
+    c = t.task_runs.c
+    return (
+        t.task_runs.update()
+        .where(
+            c.id == sa.bindparam("b_id"),
+            c.state == sa.bindparam("b_state"),
+            c.version == sa.bindparam("b_version"),
+        )
+        .values(
+            {
+                name: sa.bindparam(name, type_=c[name].type)
+                for name in ("state", "version", "attempt", *sorted(changed))
+            }
+        )
+    )
 
 
 def _run_values(run: RunRecord) -> dict[str, Any]:

@@ -28,6 +28,7 @@ class TaskContext:
     inputs_dir: Path
     records_file: Path
     params: Mapping[str, Any] = field(default_factory=dict)
+    inputs: Mapping[str, Path] = field(default_factory=dict)  # upstream name -> its outputs
 
 
 _CURRENT: ContextVar[TaskContext | None] = ContextVar("signoff_task", default=None)

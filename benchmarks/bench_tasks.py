@@ -1,0 +1,5 @@
+"""Python callables the engine benchmark runs in-process."""
+
+
+def noop() -> None:
+    """Does nothing: the benchmark measures the engine around it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -119,7 +120,7 @@ class TaskSpec:
         return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*value_lists)]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class FlowSpec:
     """A named DAG of tasks; its content hash pins what a run executed."""
 
@@ -142,10 +143,15 @@ class FlowSpec:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def canonical_json(self) -> str:
+    @functools.cached_property
+    def _canonical(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
 
-    @property
+    def canonical_json(self) -> str:
+        """The spec as compact JSON with sorted keys (what the hash is taken of)."""
+        return self._canonical
+
+    @functools.cached_property
     def spec_hash(self) -> str:
         """sha256 of the canonical form: equal specs hash equally, wherever they came from."""
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()

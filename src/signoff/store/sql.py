@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -215,6 +216,9 @@ class SqlStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._json_columns = frozenset(
+            c.name for c in t.task_runs.columns if isinstance(c.type, sa.JSON)
+        )
 
     @property
     def url(self) -> str:
@@ -254,7 +258,10 @@ class SqlStore:
             if exists is None:
                 conn.execute(
                     t.flows.insert().values(
-                        hash=spec.spec_hash, name=spec.name, spec=spec.to_dict(), source=source
+                        hash=spec.spec_hash,
+                        name=spec.name,
+                        spec=json.loads(spec.canonical_json()),
+                        source=source,
                     )
                 )
 
@@ -430,7 +437,9 @@ class SqlStore:
             "attempt": attempt,
             **changes,
         }
-        res = conn.execute(_task_run_cas(frozenset(changes)), params)
+        named = conn.dialect.name == "sqlite"  # pysqlite takes :name; psycopg %(name)s
+        sql = _task_run_cas_sql(frozenset(changes), named)
+        res = conn.exec_driver_sql(sql, _driver_params(params, self._json_columns))
         if res.rowcount != 1:
             raise ConflictError(f"task run {task_run.label} changed meanwhile; {new} not applied")
         rows = [
@@ -446,7 +455,7 @@ class SqlStore:
             }
             for old, nxt in itertools.pairwise(path)
         ]
-        conn.execute(t.transitions.insert(), rows)
+        conn.exec_driver_sql(_transition_insert_sql(named), rows)
         return dataclasses.replace(task_run, state=new, version=version, attempt=attempt, **changes)
 
     @staticmethod
@@ -779,24 +788,33 @@ class SqlStore:
         ]
 
 
+# The hot path (two transitions per task run) skips statement compilation: plain SQL, built
+# once per shape, with the driver's own named parameters (sqlite ":x", psycopg "%(x)s").
+def _ph(name: str, named: bool) -> str:
+    return f":{name}" if named else f"%({name})s"
+
+
 @functools.cache
-def _task_run_cas(changed: frozenset[str]) -> sa.Update:
-    """The compare-and-set UPDATE for a task run, built once per set of changed columns."""
-    c = t.task_runs.c
+def _task_run_cas_sql(changed: frozenset[str], named: bool) -> str:
+    """The compare-and-set UPDATE of a task run, for one set of changed columns."""
+    cols = ("state", "version", "attempt", *sorted(changed))
+    sets = ", ".join(f"{c} = {_ph(c, named)}" for c in cols)
     return (
-        t.task_runs.update()
-        .where(
-            c.id == sa.bindparam("b_id"),
-            c.state == sa.bindparam("b_state"),
-            c.version == sa.bindparam("b_version"),
-        )
-        .values(
-            {
-                name: sa.bindparam(name, type_=c[name].type)
-                for name in ("state", "version", "attempt", *sorted(changed))
-            }
-        )
+        f"UPDATE task_runs SET {sets} WHERE id = {_ph('b_id', named)} "
+        f"AND state = {_ph('b_state', named)} AND version = {_ph('b_version', named)}"
     )
+
+
+@functools.cache
+def _transition_insert_sql(named: bool) -> str:
+    cols = ("run_id", "entity", "entity_id", "from_state", "to_state", "at", "reason", "actor")
+    values = ", ".join(_ph(c, named) for c in cols)
+    return f"INSERT INTO transitions ({', '.join(cols)}) VALUES ({values})"
+
+
+def _driver_params(params: dict[str, Any], json_columns: frozenset[str]) -> dict[str, Any]:
+    """Values as the driver takes them (JSON columns serialized)."""
+    return {k: json.dumps(v) if k in json_columns else v for k, v in params.items()}
 
 
 def _run_values(run: RunRecord) -> dict[str, Any]:

@@ -79,7 +79,7 @@ def _print_json(data: Any) -> None:
 def _drive_with_progress(app_: App, run_id: str, *, quiet: bool) -> None:
     observer = ProgressObserver(out, quiet=quiet)
     run = app_.store.get_run(run_id)
-    observer.seed(run, app_.store.list_task_runs(run_id))
+    observer.seed(run, app_.store.list_task_runs(run_id), app_.store.get_flow(run.flow_hash))
     app_.engine.observer = observer
     with observer.showing():
         app_.engine.drive(run_id)

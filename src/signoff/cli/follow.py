@@ -16,7 +16,7 @@ from signoff.domain.records import RunRecord, TaskRunRecord
 from signoff.domain.specs import FlowSpec
 from signoff.domain.states import RunState, TaskRunState
 
-__all__ = ["follow_run", "task_layers"]
+__all__ = ["follow_run", "log_tail", "run_view", "task_layers"]
 
 _POLL = 0.5
 
@@ -42,7 +42,7 @@ def task_layers(spec: FlowSpec) -> list[list[str]]:
     return layers
 
 
-def _view(run: RunRecord, spec: FlowSpec, trs: list[TaskRunRecord], tail: list[str]) -> Group:
+def run_view(run: RunRecord, spec: FlowSpec, trs: list[TaskRunRecord], tail: list[str]) -> Group:
     table = Table(title=f"run {run.id} · {run.flow_name} · {run.state}", title_justify="left")
     table.add_column("step")
     table.add_column("task")
@@ -63,7 +63,7 @@ def _view(run: RunRecord, spec: FlowSpec, trs: list[TaskRunRecord], tail: list[s
     return Group(table, Text("\n".join(tail), style="dim"))
 
 
-def _log_tail(trs: list[TaskRunRecord], lines: int = 6) -> list[str]:
+def log_tail(trs: list[TaskRunRecord], lines: int = 6) -> list[str]:
     out: list[str] = []
     for tr in trs:
         if tr.state is not TaskRunState.RUNNING:
@@ -91,7 +91,7 @@ def follow_run(
             while True:
                 run = store.get_run(run.id)
                 trs = store.list_task_runs(run.id)
-                live.update(_view(run, spec, trs, _log_tail(trs)))
+                live.update(run_view(run, spec, trs, log_tail(trs)))
                 if _settled(run) or (deadline and time.monotonic() > deadline):
                     return run
                 time.sleep(_POLL)

@@ -6,12 +6,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.table import Table
 
 from signoff.domain.records import GateRecord, RunRecord, TaskRunRecord
-from signoff.domain.states import TaskRunState
+from signoff.domain.specs import FlowSpec
 
 __all__ = ["ProgressObserver", "STATE_STYLE"]
 
@@ -39,11 +39,13 @@ class ProgressObserver:
         self.tasks: dict[str, TaskRunRecord] = {}
         self.run: RunRecord | None = None
         self.gates: list[GateRecord] = []
+        self.spec: FlowSpec | None = None
         self._live: Live | None = None
         self._t0 = time.monotonic()
 
-    def seed(self, run: RunRecord, task_runs: list[TaskRunRecord]) -> None:
+    def seed(self, run: RunRecord, task_runs: list[TaskRunRecord], spec: FlowSpec) -> None:
         self.run = run
+        self.spec = spec
         for tr in task_runs:
             self.tasks[tr.id] = tr
 
@@ -52,7 +54,7 @@ class ProgressObserver:
         if self.quiet or not self.console.is_terminal:
             yield
             return
-        with Live(self._table(), console=self.console, refresh_per_second=8) as live:
+        with Live(self._table(), console=self.console, refresh_per_second=4) as live:
             self._live = live
             try:
                 yield
@@ -60,18 +62,13 @@ class ProgressObserver:
                 live.update(self._table())
                 self._live = None
 
-    def _table(self) -> Table:
-        title = f"run {self.run.id} · {self.run.flow_name} · {self.run.state}" if self.run else ""
-        table = Table(title=title, title_justify="left", expand=False)
-        table.add_column("task")
-        table.add_column("state")
-        table.add_column("params")
-        table.add_column("note", overflow="fold", max_width=60)
-        for tr in self.tasks.values():
-            style = STATE_STYLE.get(tr.state.value, "")
-            params = " ".join(f"{k}={v}" for k, v in tr.params.items() if _is_grid_key(self, tr, k))
-            table.add_row(tr.label, f"[{style}]{tr.state}[/]", params, tr.reason or "")
-        return table
+    def _table(self) -> RenderableType:
+        from signoff.cli.follow import log_tail, run_view
+
+        if self.run is None or self.spec is None:
+            return Table()
+        trs = list(self.tasks.values())
+        return run_view(self.run, self.spec, trs, log_tail(trs))
 
     def _emit(self, line: str) -> None:
         if self.quiet:
@@ -93,10 +90,3 @@ class ProgressObserver:
 
     def on_gate_opened(self, gate: GateRecord) -> None:
         self.gates.append(gate)
-
-
-def _is_grid_key(obs: ProgressObserver, tr: TaskRunRecord, key: str) -> bool:
-    siblings = [t for t in obs.tasks.values() if t.task_name == tr.task_name]
-    return len({str(t.params.get(key)) for t in siblings}) > 1 or (
-        tr.state is TaskRunState.PENDING and False
-    )

@@ -118,6 +118,23 @@ def test_reference_scenario(cli: Cli) -> None:
     logs = cli("logs", run_id, "train-xgb[0]").stdout
     assert "auc" in logs
 
+    # The registry: the deployed version is the champion; the history says who and why.
+    versions = cli.json("models", "recsys")
+    champion = [v["label"] for v in versions if "champion" in v["aliases"]]
+    assert champion == [endpoint["model_version"]]
+    history = cli.json("models", "recsys", "--history")
+    assert [(h["alias"], h["model_version"]) for h in history] == [
+        ("challenger", endpoint["model_version"]),
+        ("champion", endpoint["model_version"]),
+    ]
+    assert "approved by alice" in history[-1]["reason"]
+
+    # The reference example reproduces exactly.
+    report = cli.json("reproduce", run_id)
+    assert report["reproduced"] is True
+    assert report["environment_differences"] == []
+    assert {m["task"] for m in report["metrics"]} >= {"train-xgb[0]", "train-forest[1]"}
+
     # A second run is rejected: it ends `rejected`, deploy is skipped, production is untouched.
     second = cli.json("run", str(FLOW), *SMALL, "--param", "seed=11")
     rejected = cli.json(
@@ -134,7 +151,7 @@ def test_reference_scenario(cli: Cli) -> None:
     assert _predict(url).json()["model_version"] == endpoint["model_version"]
 
     runs = cli.json("runs")
-    assert [r["state"] for r in runs] == ["rejected", "succeeded"]
+    assert [r["state"] for r in runs] == ["rejected", "succeeded", "succeeded"]
 
 
 def test_demo_stops_at_the_gate_and_says_how_to_approve(cli: Cli) -> None:

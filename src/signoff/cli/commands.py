@@ -76,6 +76,11 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def _attach_progress(app_: App, *, quiet: bool) -> None:
+    """Plain progress lines for runs this process creates and drives."""
+    app_.engine.observer = ProgressObserver(err, quiet=quiet)
+
+
 def _drive_with_progress(app_: App, run_id: str, *, quiet: bool) -> None:
     observer = ProgressObserver(out, quiet=quiet)
     run = app_.store.get_run(run_id)
@@ -409,16 +414,85 @@ def endpoints_stop(name: Annotated[str, typer.Argument(help="Endpoint name.")]) 
 @app.command()
 def models(
     name: Annotated[str | None, typer.Argument(help="Model name.")] = None,
+    history: Annotated[
+        bool, typer.Option("--history", help="Who moved each alias, when and why.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List registered model versions and their aliases."""
+    """List registered model versions and their aliases (champion, challenger)."""
     app_ = build_app(_settings())
     try:
+        if history:
+            if name is None:
+                raise SignoffError("--history needs a model NAME")
+            moves = app_.store.alias_history(name)
+            labels = {mv.id: mv.label for mv in app_.store.list_model_versions(name)}
+            for move in moves:
+                move["model_version"] = labels.get(move["model_version_id"])
+            if as_json:
+                _print_json(moves)
+            else:
+                views.print_alias_history(out, moves)
+            return
         rows = views.model_rows(app_.store, name)
         if as_json:
             _print_json(rows)
         else:
             views.print_models(out, rows)
+    finally:
+        app_.close()
+
+
+@app.command()
+def compare(
+    items: Annotated[
+        list[str],
+        typer.Argument(help="Runs (all their tasks), task run ids, or RUN:TASK labels."),
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Params and metrics of task runs side by side."""
+    app_ = build_app(_settings())
+    try:
+        columns = views.comparison(app_.store, items)
+        if as_json:
+            _print_json(columns)
+        else:
+            views.print_comparison(out, columns)
+    finally:
+        app_.close()
+
+
+@app.command()
+def reproduce(
+    run_id: Annotated[str, typer.Argument(help="The run to reproduce.")],
+    tolerance: Annotated[
+        float, typer.Option(help="Relative tolerance when comparing metrics.")
+    ] = 1e-9,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a past run again from its record and report, metric by metric, whether it matches.
+
+    Exit code 0 when everything matched, 1 otherwise.
+    """
+    from signoff.engine.reproduce import reproduce as run_reproduction
+
+    settings = _settings()
+    app_ = build_app(settings)
+    try:
+        original = app_.store.get_run(run_id)
+        if not as_json:
+            out.print(f"reproducing run {original.id} of flow {original.flow_name}")
+            _attach_progress(app_, quiet=False)
+        report = run_reproduction(
+            app_.engine, original.id, started_by=_user(settings), tolerance=tolerance
+        )
+        if as_json:
+            _print_json(report.to_json())
+        else:
+            views.print_reproduction(out, report)
+        if not report.exact:
+            raise typer.Exit(1)
     finally:
         app_.close()
 

@@ -323,3 +323,134 @@ def print_models(console: Console, rows: list[dict[str, Any]]) -> None:
         )
         table.add_row(r["label"], r["flavor"], ", ".join(r["aliases"]), r["run_id"], metrics)
     console.print(table)
+
+
+def print_alias_history(console: Console, moves: list[dict[str, Any]]) -> None:
+    if not moves:
+        console.print("no alias was ever set")
+        return
+    table = Table()
+    for col in ("when", "alias", "model version", "by", "why"):
+        table.add_column(col, overflow="fold")
+    for m in moves:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m["at"]))
+        table.add_row(
+            when, m["alias"], m["model_version"] or m["model_version_id"], m["actor"], m["reason"]
+        )
+    console.print(table)
+
+
+def _resolve_task_runs(store: Store, item: str) -> list[tuple[str, Any]]:
+    """A run (its command tasks), a task run id, or RUN:LABEL -> (column title, task run)."""
+    from signoff.errors import NotFoundError
+
+    run_part, sep, label = item.partition(":")
+    if sep:
+        run = store.get_run(run_part)
+        found = [
+            tr for tr in store.list_task_runs(run.id) if label in (tr.label, tr.key, tr.task_name)
+        ]
+        if not found:
+            raise NotFoundError(f"run {run.id} has no task {label!r}")
+        return [(f"{tr.label}@{run.id[:6]}", tr) for tr in found]
+    try:
+        tr = store.get_task_run(item)
+        return [(f"{tr.label}@{tr.run_id[:6]}", tr)]
+    except NotFoundError:
+        run = store.get_run(item)
+        return [
+            (f"{tr.label}@{run.id[:6]}", tr)
+            for tr in store.list_task_runs(run.id)
+            if tr.kind.runs_command
+        ]
+
+
+def comparison(store: Store, items: list[str]) -> list[dict[str, Any]]:
+    """One column per task run: params (given and logged) and final metrics."""
+    columns = []
+    for item in items:
+        for title, tr in _resolve_task_runs(store, item):
+            metrics: dict[str, float] = {}
+            for m in store.list_metrics([tr.id]):
+                metrics[m.key] = m.value
+            columns.append(
+                {
+                    "column": title,
+                    "task_run_id": tr.id,
+                    "run_id": tr.run_id,
+                    "state": tr.state.value,
+                    "params": {**tr.params, **store.logged_params(tr.id)},
+                    "metrics": metrics,
+                }
+            )
+    return columns
+
+
+def print_comparison(console: Console, columns: list[dict[str, Any]]) -> None:
+    if not columns:
+        console.print("nothing to compare")
+        return
+    table = Table()
+    table.add_column("")
+    for c in columns:
+        table.add_column(c["column"], overflow="fold")
+    params = sorted({k for c in columns for k in c["params"]})
+    metrics = sorted({k for c in columns for k in c["metrics"]})
+    for key in params:
+        values = [str(c["params"].get(key, "")) for c in columns]
+        style = "" if len(set(values)) == 1 else "bold"
+        table.add_row(f"[dim]param[/] {key}", *(f"[{style}]{v}[/]" if style else v for v in values))
+    for key in metrics:
+        values = [c["metrics"].get(key) for c in columns]
+        numbers = [v for v in values if v is not None]
+        best = max(numbers) if numbers else None
+        table.add_row(
+            f"[dim]metric[/] {key}",
+            *(
+                ""
+                if v is None
+                else (f"[green]{v:.6g}[/]" if v == best and len(numbers) > 1 else f"{v:.6g}")
+                for v in values
+            ),
+        )
+    console.print(table)
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.10g}"
+
+
+def print_reproduction(console: Console, report: Any) -> None:
+    data = report.to_json()
+    table = Table(title=f"run {data['original_run']} reproduced as {data['reproduction_run']}")
+    for col in ("task", "metric", "original", "reproduced", ""):
+        table.add_column(col)
+    for m in data["metrics"]:
+        table.add_row(
+            m["task"],
+            m["metric"],
+            _number(m["original"]),
+            _number(m["reproduced"]),
+            "[green]match[/]" if m["match"] else "[bold red]differs[/]",
+        )
+    console.print(table)
+    for a in data["artifacts"]:
+        verdict = "identical" if a["match"] else "[bold red]differ[/]"
+        console.print(f"data {a['task']}: outputs {verdict}")
+    if data["environment_differences"]:
+        console.print("environment differences:")
+        for d in data["environment_differences"]:
+            console.print(f"  {d['what']}: {d['original']} -> {d['now']}", markup=False)
+    else:
+        console.print("environment: same python, platform and packages")
+    total = len(data["metrics"])
+    bad = sum(1 for m in data["metrics"] if not m["match"])
+    if report.exact:
+        console.print(
+            f"[green]reproduced exactly[/]: {total} metrics within tolerance {data['tolerance']:g}"
+        )
+    else:
+        console.print(
+            f"[bold red]not reproduced[/]: {bad} of {total} metrics differ; "
+            f"run state {data['state']}"
+        )

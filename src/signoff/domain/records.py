@@ -39,6 +39,7 @@ class RunRecord:
     updated_at: float
     ended_at: float | None = None
     reason: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)  # code, environment, seeds, reproduces
 
 
 @dataclass(frozen=True, slots=True)

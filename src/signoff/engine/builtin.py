@@ -62,6 +62,15 @@ def select(
         notes = "; ".join(f"{row['label']}: {row['note']}" for row in leaderboard)
         raise SignoffError(f"no eligible candidate ({notes})")
     models = store.model_versions_of(winner.task_run_id)
+    if models and not run.facts.get("reproduces"):
+        store.set_alias(
+            models[-1].name,
+            "challenger",
+            models[-1].id,
+            actor=run.started_by,
+            at=tr.started_at or run.created_at,
+            reason=f"picked by {task.name} in run {run.id} ({winner.label})",
+        )
     out = Path(tr.work_dir)
     out.mkdir(parents=True, exist_ok=True)
     link = out / "output"

@@ -30,6 +30,7 @@ from signoff.engine.artifacts import cache_key, code_fingerprint, folder_fingerp
 from signoff.engine.ingest import read_outputs
 from signoff.errors import ConflictError, SignoffError
 from signoff.spec.templates import render, task_slug
+from signoff.tracking.environment import code_version, environment
 
 __all__ = ["Engine", "EngineObserver", "RunBusyError", "new_id"]
 
@@ -97,8 +98,13 @@ class Engine:
         source: str | None = None,
         params: Mapping[str, ParamValue] | None = None,
         started_by: str,
+        reproduces: str | None = None,
     ) -> RunRecord:
-        """Pin the flow, snapshot its code and create the run with every task run pending."""
+        """Pin the flow, snapshot its code and create the run with every task run pending.
+
+        The run records what it ran with (code version, environment, seeds). A reproduction
+        (``reproduces=RUN_ID``) runs every task but its gates and deployments.
+        """
         overrides = dict(params or {})
         _check_overrides(spec, overrides)
         flow_params = _flow_params(spec, overrides)
@@ -130,17 +136,33 @@ class Engine:
                         created_at=now + order * 1e-6,
                     )
                 )
+        all_params = {**flow_params, **overrides}
+        seeds = {
+            k: v
+            for tr in task_runs
+            for k, v in tr.params.items()
+            if "seed" in k.lower() or k.lower() == "random_state"
+        }
+        facts: dict[str, Any] = {
+            "code": code_version(base_dir),
+            "code_snapshot": code_fingerprint(code_dir),
+            "environment": environment(),
+            "seeds": seeds,
+        }
+        if reproduces is not None:
+            facts["reproduces"] = reproduces
         run = RunRecord(
             id=run_id,
             flow_name=spec.name,
             flow_hash=spec.spec_hash,
             state=RunState.QUEUED,
             version=0,
-            params={**flow_params, **overrides},
+            params=all_params,
             started_by=started_by,
             work_dir=str(run_dir),
             created_at=now,
             updated_at=now,
+            facts=facts,
         )
         self.store.create_run(run, task_runs)
         (run_dir / "flow.json").write_text(spec.canonical_json())
@@ -593,6 +615,12 @@ class _Drive:
     # -------------------------------------------------------------- built-in tasks
     def _run_builtin(self, task: TaskSpec, tr: TaskRunRecord) -> None:
         store, engine = self.store, self.engine
+        if self.run.facts.get("reproduces") and tr.kind in (
+            TaskKind.HUMAN_VALIDATION,
+            TaskKind.DEPLOY,
+        ):
+            self._move(tr, _T.SKIPPED, "a reproduction does not ask for approval or deploy")
+            return
         if tr.kind is TaskKind.HUMAN_VALIDATION:
             gate, moved = builtin.open_gate(
                 store, engine.clock, self.run, self.spec, task, tr, new_id

@@ -53,6 +53,8 @@ runs = Table(
     # the process driving the run holds a lease it renews; an expired lease may be taken over
     Column("lease_owner", String(200), nullable=True),
     Column("lease_expires_at", Float, nullable=True),
+    # what it ran with: code version, environment, seeds, what it reproduces
+    Column("facts", JSON, nullable=True),
 )
 
 task_runs = Table(

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import itertools
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,6 +115,7 @@ def _run(row: Row[Any]) -> RunRecord:
         updated_at=m["updated_at"],
         ended_at=m["ended_at"],
         reason=m["reason"],
+        facts=dict(m["facts"] or {}),
     )
 
 
@@ -682,6 +683,15 @@ class SqlStore:
                     reason=reason,
                 )
             )
+
+    def alias_history(self, name: str) -> list[dict[str, Any]]:
+        """Every move of every alias of a model: who, when, why; oldest first."""
+        q = (
+            sa.select(t.alias_history)
+            .where(t.alias_history.c.name == name)
+            .order_by(t.alias_history.c.id)
+        )
+        return [dict(r._mapping) for r in self._all(q)]
 
     def aliases(self, name: str) -> dict[str, str]:
         q = sa.select(t.model_aliases).where(t.model_aliases.c.name == name)

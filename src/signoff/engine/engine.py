@@ -27,6 +27,7 @@ from signoff.domain.specs import FlowSpec, ParamValue, TaskKind, TaskSpec
 from signoff.domain.states import RunState, TaskRunState
 from signoff.engine import builtin
 from signoff.engine.artifacts import cache_key, code_fingerprint, folder_fingerprint
+from signoff.engine.deploy import deploy
 from signoff.engine.ingest import read_outputs
 from signoff.errors import ConflictError, SignoffError
 from signoff.spec.templates import render, task_slug
@@ -635,7 +636,7 @@ class _Drive:
             if tr.kind is TaskKind.SELECT:
                 result = builtin.select(store, self.run, self.spec, task, tr)
             elif tr.kind is TaskKind.DEPLOY:
-                result = builtin.deploy(
+                result = deploy(
                     store,
                     engine.clock,
                     engine.endpoints,

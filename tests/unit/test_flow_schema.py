@@ -209,7 +209,7 @@ def test_schema_keys_are_the_loader_keys(schema: dict[str, Any]) -> None:
     task = set(schema["$defs"]["task"]["properties"])
     assert {"retries", "retry_delay", "timeout", "cache", "output_dir", "input"} <= task
     assert {"requirements", "computes", "kind", "file_name", "top", "left"} <= task
-    assert "call" not in task  # set by the Python SDK only
+    assert "call" in task  # a Python callable run in-process
     flow = set(schema["properties"])
     assert flow == {
         "flow",

@@ -6,10 +6,14 @@ import json
 import subprocess
 import sys
 
-import signoff
-from signoff.sdk import task_api
+import pytest
 
+import signoff
+from signoff.sdk import flow, task_api
+
+FLOW_API = {"Flow", "task"}  # flows in Python, loaded on first use
 EXPECTED_ALL = {
+    "Flow",
     "__version__",
     "input_dir",
     "log_metric",
@@ -19,6 +23,7 @@ EXPECTED_ALL = {
     "output_dir",
     "param",
     "params",
+    "task",
 }
 
 HEAVY = ("sqlalchemy", "fastapi", "alembic", "typer", "rich", "numpy", "ray", "uvicorn")
@@ -29,13 +34,19 @@ def test_all_is_pinned() -> None:
     assert len(signoff.__all__) == len(EXPECTED_ALL)  # no duplicates
 
 
-def test_every_export_exists_and_comes_from_the_task_api() -> None:
+def test_every_export_exists_and_comes_from_the_task_api_or_the_flow_api() -> None:
     for name in signoff.__all__:
         assert hasattr(signoff, name), name
-    for name in EXPECTED_ALL - {"__version__"}:
+    for name in EXPECTED_ALL - {"__version__"} - FLOW_API:
         assert getattr(signoff, name) is getattr(task_api, name)
         assert callable(getattr(signoff, name))
-    assert set(task_api.__all__) == EXPECTED_ALL - {"__version__"}
+    assert set(task_api.__all__) == EXPECTED_ALL - {"__version__"} - FLOW_API
+    for name in FLOW_API:
+        assert getattr(signoff, name) is getattr(flow, name)
+        assert name in flow.__all__
+    assert set(dir(signoff)) >= FLOW_API
+    with pytest.raises(AttributeError, match="no_such_name"):
+        signoff.no_such_name  # type: ignore[attr-defined]  # noqa: B018
 
 
 def test_version_is_a_string() -> None:
@@ -54,5 +65,21 @@ def test_import_signoff_stays_light() -> None:
     loaded = set(json.loads(done.stdout))
     assert "signoff" in loaded
     assert "signoff.sdk.task_api" in loaded
+    assert "signoff.sdk.flow" not in loaded  # loaded on first use of signoff.Flow
+    heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
+    assert heavy == []
+
+
+def test_defining_a_flow_stays_light_until_it_runs() -> None:
+    code = (
+        "import json, sys; from signoff import Flow, task; "
+        "f = Flow('light'); f.command('a', 'echo a'); f.to_spec(); "
+        "print(json.dumps(sorted(sys.modules)))"
+    )  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded = set(json.loads(done.stdout))
+    assert "signoff.sdk.flow" in loaded
     heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
     assert heavy == []

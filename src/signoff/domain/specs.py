@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "ChampionCheck",
     "ConditionSpec",
     "DeploySpec",
     "FlowSpec",
@@ -78,6 +79,10 @@ class GatePolicy:
     timeout_seconds: int = 72 * 3600
     allow_self_approval: bool = False
     require_comment_on_reject: bool = True
+    on_timeout: str = "reject"  # a timeout ends the gate `expired`; it never approves
+    remind_every_seconds: int | None = None
+    supersede: bool = True  # a newer run of the flow reaching its gate closes this one
+    auto_approve_if: str | None = None  # the rule, as canonical JSON (see review/rules.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,14 @@ class DeploySpec:
 
     endpoint: str
     port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChampionCheck:
+    """A select task's comparison with the model in production (``compare_to: champion``)."""
+
+    min_improvement: float = 0.0  # challenger - champion on the ranking metric, at least this
+    evaluate: str | None = None  # command evaluating {{ model }} on the winner's inputs
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +122,7 @@ class TaskSpec:
     call: str | None = None  # "package.module:function" for Python tasks (the SDK)
     output_dir: str | None = None  # cnvrg: a folder in the working folder collected as output
     description: str | None = None
+    champion_check: ChampionCheck | None = None  # select only
 
     def grid(self, overrides: dict[str, ParamValue] | None = None) -> list[dict[str, ParamValue]]:
         """Every combination of this task's params, in a stable order (the task runs)."""
@@ -184,6 +198,9 @@ class FlowSpec:
                     call=t.get("call"),
                     output_dir=t.get("output_dir"),
                     description=t.get("description"),
+                    champion_check=ChampionCheck(**t["champion_check"])
+                    if t.get("champion_check")
+                    else None,
                 )
             )
         return FlowSpec(

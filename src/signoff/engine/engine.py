@@ -115,7 +115,7 @@ class Engine:
         code_dir = run_dir / "code"
         code_dir.mkdir(parents=True, exist_ok=True)
         if base_dir is not None:
-            _snapshot_code(base_dir, code_dir)
+            _snapshot_code(base_dir, code_dir, skip=self.home)
         now = self.clock.now()
         task_runs: list[TaskRunRecord] = []
         for order, task in enumerate(spec.tasks):
@@ -685,11 +685,21 @@ def _flow_params(spec: FlowSpec, overrides: Mapping[str, ParamValue]) -> dict[st
     return values
 
 
-def _snapshot_code(src: Path, dest: Path) -> None:
-    """Copy the flow's folder (code and small files) so the run can be reproduced as it was."""
+def _snapshot_code(src: Path, dest: Path, *, skip: Path) -> None:
+    """Copy the flow's folder (code and small files) so the run can be reproduced as it was.
+
+    signoff's own home folder is never copied, even when it lies inside the flow's folder.
+    """
     total = 0
+    home = skip.resolve()
     for root, dirs, files in os.walk(src):
-        dirs[:] = sorted(d for d in dirs if d not in _CODE_SKIP and not d.startswith("."))
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if d not in _CODE_SKIP
+            and not d.startswith(".")
+            and (Path(root) / d).resolve() != home
+        )
         rel = Path(root).relative_to(src)
         for name in sorted(files):
             path = Path(root) / name

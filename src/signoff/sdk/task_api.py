@@ -7,10 +7,12 @@ subprocess, on a cluster node, or outside signoff (records then go to ``./signof
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -104,16 +106,24 @@ def log_model(
     *,
     input_example: object,
     flavor: str | None = None,
+    training_data: object | None = None,
+    **flavor_options: object,
 ) -> Path:
     """Save a fitted model in its flavor's format and register it as a model version.
 
     ``input_example`` (columns, rows or a 2-D array) fixes the input signature that serving
-    checks requests against. Returns the model folder inside the output folder.
+    checks requests against. ``training_data`` (same shape as the example; optional) keeps a
+    sample of up to 5,000 rows beside the model, so the review can measure drift between the
+    data a challenger and the champion were trained on, and monitoring can compare live inputs
+    with it. Flavor options (e.g. ``code=`` and ``artifacts=`` for the ``python`` flavor) are
+    passed to the flavor. Returns the model folder inside the output folder.
     """
     from signoff.registry.flavors import save_model
 
     folder = output_dir() / "models" / name
-    meta = save_model(model, folder, input_example=input_example, flavor=flavor)
+    meta = save_model(model, folder, input_example=input_example, flavor=flavor, **flavor_options)
+    if training_data is not None:
+        _save_training_sample(folder, training_data, [f.name for f in meta.signature])
     _append(
         {
             "kind": "model",
@@ -123,3 +133,34 @@ def log_model(
         }
     )
     return folder
+
+
+TRAINING_SAMPLE = "training_sample.npz"
+_SAMPLE_ROWS = 5000
+
+
+def _save_training_sample(folder: Path, data: object, names: list[str]) -> None:
+    """A seeded sample of the training rows, as a float matrix with the signature's names."""
+    import numpy as np
+
+    if isinstance(data, dict):
+        matrix = np.column_stack([np.asarray(data[n], dtype=np.float64) for n in names])
+    else:
+        matrix = np.asarray(data, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[1] != len(names):
+        raise ValueError(
+            f"training_data must have the {len(names)} features of the input example "
+            f"({', '.join(names)})"
+        )
+    if matrix.shape[0] > _SAMPLE_ROWS:
+        rows = np.random.default_rng(0).choice(matrix.shape[0], _SAMPLE_ROWS, replace=False)
+        matrix = matrix[np.sort(rows)]
+    # Written like numpy's savez but with fixed timestamps: equal data, equal bytes.
+    arrays = {"X": matrix, "feature_names": np.asarray(names)}
+    with zipfile.ZipFile(folder / TRAINING_SAMPLE, "w", zipfile.ZIP_DEFLATED) as archive:
+        for key, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, array, allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, buffer.getvalue())

@@ -8,6 +8,7 @@ from dataclasses import replace as _replace
 from typing import Any
 
 from signoff.domain.specs import (
+    ChampionCheck,
     DeploySpec,
     FlowSpec,
     GatePolicy,
@@ -80,7 +81,12 @@ def _build_task(task: CheckedTask, upstream: dict[str, list[str]]) -> TaskSpec:
         return _command_task(base, task, model)
     if kind is TaskKind.SELECT:
         conditions = tuple(c.to_spec() for c in model.conditions or ())
-        return _replace(base, conditions=conditions)
+        check = None
+        if model.compare_to == "champion":
+            check = ChampionCheck(
+                min_improvement=model.min_improvement or 0.0, evaluate=model.evaluate
+            )
+        return _replace(base, conditions=conditions, champion_check=check)
     if kind is TaskKind.HUMAN_VALIDATION:
         return _replace(base, gate=_gate(model))
     endpoint = model.endpoint or model.endpoint_title
@@ -94,6 +100,7 @@ def _command_task(base: TaskSpec, task: CheckedTask, model: TaskModel) -> TaskSp
     return _replace(
         base,
         command=task.command,
+        call=model.call,
         params=task.params,
         resources=requested.to_spec() if requested else Resources(),
         env=model.env,
@@ -117,6 +124,9 @@ def _gate(model: TaskModel) -> GatePolicy:
         require_comment_on_reject=_or(
             model.require_comment_on_reject, _DEFAULT_GATE.require_comment_on_reject
         ),
+        remind_every_seconds=math.ceil(model.remind_every) if model.remind_every else None,
+        supersede=_or(model.supersede, _DEFAULT_GATE.supersede),
+        auto_approve_if=model.auto_approve_if.to_json() if model.auto_approve_if else None,
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from signoff.spec._schema import (
+    AutoApproveModel,
     ConditionModel,
     FlowModel,
     ParamModel,
@@ -38,6 +39,7 @@ _DEF_NAMES = {
     RequirementsModel.__name__: "requirements",
     ConditionModel.__name__: "condition",
     RelationModel.__name__: "relation",
+    AutoApproveModel.__name__: "auto_approve",
 }
 _NOT_ACTED_ON = "Accepted from cnvrg files but not acted on (a warning when set)."
 _DEPLOY_NOT_ACTED_ON = "cnvrg deploy key; accepted but not acted on (a warning when set)."
@@ -71,6 +73,10 @@ _DESCRIPTIONS: dict[str, dict[str, str]] = {
         "depends_on": "Upstream task names (one name or a list).",
         "command": "Shell line run by exec and data tasks; Jinja2 templates, strict.",
         "input": "cnvrg's name for 'command'.",
+        "call": (
+            "exec/data: a Python function 'package.module:function' run instead of a "
+            "command, its params passed as keyword arguments."
+        ),
         "params": "[{key, values}]: several values make a grid, one task run per combination.",
         "resources": "What one task run needs: cpu, gpu, memory.",
         "requirements": "cnvrg's form of 'resources' (memory in GB).",
@@ -96,6 +102,22 @@ _DESCRIPTIONS: dict[str, dict[str, str]] = {
         "on_timeout": "human_validation: 'reject' (a timeout never approves).",
         "allow_self_approval": "human_validation: may whoever started the run approve it?",
         "require_comment_on_reject": "human_validation: a rejection needs a comment (default).",
+        "remind_every": "human_validation: e-mail the approvers again this often ('24h').",
+        "supersede": (
+            "human_validation: a newer run of the flow reaching its gate closes this one "
+            "(default true)."
+        ),
+        "auto_approve_if": (
+            "human_validation: approve without a human when the challenger beats the champion "
+            "on every listed metric by 'margin' (and, with no_drift, no feature drifted); "
+            "recorded like a decision."
+        ),
+        "compare_to": "select: 'champion': the winner must also beat the model in production.",
+        "min_improvement": "select: how much better than the champion (default 0: as good).",
+        "evaluate": (
+            "select: a command evaluating {{ model }} on the winner's inputs, run for the "
+            "champion and the challenger alike, logging metrics."
+        ),
         "endpoint_title": "deploy: the endpoint to serve the approved model on.",
         "endpoint": "deploy: same as 'endpoint_title'.",
         "port": "deploy: a fixed port (default: keep the endpoint's port or pick a free one).",
@@ -130,6 +152,12 @@ _DESCRIPTIONS: dict[str, dict[str, str]] = {
         "memory": "GB as a number (cnvrg's unit), or a size like '4Gi' or '512Mi'.",
         "gpu": "GPUs (default 0).",
         "hpu": "Accepted but not acted on (a warning when not 0).",
+    },
+    "auto_approve": {
+        "": "When a gate approves itself; the evaluation is recorded like a decision.",
+        "beats_champion_on": "Metrics the challenger must beat the champion on (all of them).",
+        "margin": "By at least this much (default 0).",
+        "no_drift": "Also require no significant drift (PSI > 0.2) in the training data.",
     },
     "condition": {
         "": "One selection condition of a select task.",

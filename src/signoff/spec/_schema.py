@@ -10,6 +10,7 @@ same models.
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterable
 from typing import Annotated, Any, get_args
 
@@ -29,6 +30,7 @@ from signoff.spec import _values as v
 from signoff.spec._yaml import Loc, type_name
 
 __all__ = [
+    "CALL_EXCLUDED_KEYS",
     "CNVRG_DEPLOY_KEYS",
     "CNVRG_RUN_KEYS",
     "COMMAND_KEYS",
@@ -155,6 +157,28 @@ class RequirementsModel(_Model):
         return Resources(cpu=float(self.cpu), gpu=float(self.gpu), memory_mb=self.memory)
 
 
+class AutoApproveModel(_Model):
+    """A rule that approves a gate without a human when the review's figures allow it."""
+
+    beats_champion_on: Annotated[
+        tuple[str, ...],
+        *_schema(v.parse_metric_list, {"type": "array", "minItems": 1, "items": _STRING}),
+    ]
+    margin: Annotated[float, Field(ge=0)] = 0.0
+    no_drift: bool = False
+
+    def to_json(self) -> str:
+        """The rule as canonical JSON (what the gate policy keeps)."""
+        return json.dumps(
+            {
+                "beats_champion_on": list(self.beats_champion_on),
+                "margin": self.margin,
+                "no_drift": self.no_drift,
+            },
+            sort_keys=True,
+        )
+
+
 class ConditionModel(_Model):
     """One selection condition of a select task (cnvrg's condition keys)."""
 
@@ -181,6 +205,8 @@ class RelationModel(_Model):
 _NOT_BOTH: list[JsonValue] = [
     {"not": {"required": ["title", "name"]}},
     {"not": {"required": ["command", "input"]}},
+    {"not": {"required": ["command", "call"]}},
+    {"not": {"required": ["input", "call"]}},
     {"not": {"required": ["resources", "requirements"]}},
     {"not": {"required": ["endpoint", "endpoint_title"]}},
 ]
@@ -217,6 +243,9 @@ class TaskModel(_Model):
     # commands (exec, data)
     command: Name | None = None
     input: Name | None = None  # cnvrg's name for the command
+    call: Annotated[
+        str | None, *_schema(v.parse_call, {"type": "string", "pattern": v.CALL_PATTERN})
+    ] = None  # a Python function instead of a command (the SDK writes it)
     params: list[ParamModel] | None = None
     resources: ResourcesModel | None = None
     requirements: RequirementsModel | None = None
@@ -285,6 +314,15 @@ class TaskModel(_Model):
     on_timeout: Annotated[str | None, *_schema(v.parse_on_timeout, {"const": "reject"})] = None
     allow_self_approval: bool | None = None
     require_comment_on_reject: bool | None = None
+    remind_every: Annotated[
+        float | None, *_schema(v.duration_parser("remind_every"), _DURATION)
+    ] = None
+    supersede: bool | None = None
+    auto_approve_if: AutoApproveModel | None = None
+    # select: compare the winner with the model in production
+    compare_to: Annotated[str | None, *_schema(v.parse_compare_to, {"const": "champion"})] = None
+    min_improvement: float | None = None
+    evaluate: str | None = None
     # deploy
     endpoint_title: Name | None = None
     endpoint: Name | None = None
@@ -386,13 +424,18 @@ CNVRG_DEPLOY_KEYS = frozenset(
 )
 """cnvrg keys of deploy tasks that are accepted and not acted on."""
 
+CALL_EXCLUDED_KEYS = frozenset({"env", "timeout"})
+"""Keys of exec and data tasks that a task with ``call`` (a Python function) may not carry."""
+
 _RUN_KEYS = (
-    COMMAND_KEYS | {"retries", "retry_delay", "timeout", "cache", "output_dir"} | CNVRG_RUN_KEYS
+    COMMAND_KEYS
+    | {"call", "retries", "retry_delay", "timeout", "cache", "output_dir"}
+    | CNVRG_RUN_KEYS
 )
 KIND_TASK_KEYS: dict[TaskKind, frozenset[str]] = {
     TaskKind.EXEC: _RUN_KEYS,
     TaskKind.DATA: _RUN_KEYS,
-    TaskKind.SELECT: frozenset({"conditions"}),
+    TaskKind.SELECT: frozenset({"conditions", "compare_to", "min_improvement", "evaluate"}),
     TaskKind.HUMAN_VALIDATION: frozenset(
         {
             "target",
@@ -401,6 +444,9 @@ KIND_TASK_KEYS: dict[TaskKind, frozenset[str]] = {
             "on_timeout",
             "allow_self_approval",
             "require_comment_on_reject",
+            "remind_every",
+            "supersede",
+            "auto_approve_if",
         }
     ),
     TaskKind.DEPLOY: frozenset({"endpoint_title", "endpoint", "port"})

@@ -15,15 +15,19 @@ from signoff.domain.specs import ParamValue, TaskKind
 from signoff.spec._yaml import type_name
 
 __all__ = [
+    "CALL_PATTERN",
     "RESERVED_WORK_NAMES",
     "cron_parser",
     "duration_parser",
     "memory_parser",
+    "parse_call",
     "parse_computes",
     "parse_condition_objective",
     "parse_depends_on",
     "parse_env",
     "parse_name",
+    "parse_compare_to",
+    "parse_metric_list",
     "parse_on_timeout",
     "parse_output_dir",
     "parse_param_value",
@@ -53,6 +57,11 @@ _SIZE_UNITS_MB = {
     **dict.fromkeys(("g", "gi", "gb", "gib"), 1024),
     **dict.fromkeys(("t", "ti", "tb", "tib"), 1024 * 1024),
 }
+
+_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+CALL_PATTERN = rf"^{_DOTTED}:{_DOTTED}$"
+"""``package.module:function`` (or ``module:Class.method``): dotted identifiers, one colon."""
+_CALL = re.compile(CALL_PATTERN)
 
 RESERVED_WORK_NAMES = frozenset({"inputs", "records.jsonl", "stdout.log"})
 """Names in a task's working folder that signoff writes itself (``output_dir`` may not use)."""
@@ -188,6 +197,20 @@ def parse_condition_objective(value: object) -> str:
     return _fail(f"objective must be 'max' or 'min', got {value!r}")
 
 
+def parse_call(value: object) -> str:
+    """``package.module:function``: a Python function the executor imports and calls.
+
+    Only the form is checked; nothing is imported while a flow loads.
+    """
+    if not isinstance(value, str):
+        return _fail(f"call must be 'package.module:function', got {type_name(value)}")
+    if not _CALL.fullmatch(value):
+        return _fail(
+            f"call must be 'package.module:function' (dotted identifiers, one ':'), got '{value}'"
+        )
+    return value
+
+
 def parse_depends_on(value: object) -> tuple[str, ...]:
     """One task name or a list of them."""
     if value is None:
@@ -243,6 +266,26 @@ def parse_quorum(value: object) -> str | int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return value
     return _fail(f"quorum must be 'any', 'all' or a positive number of approvers, got {value!r}")
+
+
+def parse_metric_list(value: object) -> tuple[str, ...]:
+    """One metric name or a list of them."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        return _fail("expected a metric name or a non-empty list of metric names")
+    names = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            return _fail("metric names must be non-empty strings")
+        names.append(item.strip())
+    return tuple(names)
+
+
+def parse_compare_to(value: object) -> str:
+    """What a select task compares its winner with: only ``champion`` (the production model)."""
+    if value == "champion":
+        return "champion"
+    return _fail(f"compare_to must be 'champion', got {value!r}")
 
 
 def parse_on_timeout(value: object) -> str:

@@ -24,6 +24,7 @@ from signoff.spec import _cnvrg
 from signoff.spec._build import CheckedTask, build_flow
 from signoff.spec._graph import find_cycles
 from signoff.spec._schema import (
+    CALL_EXCLUDED_KEYS,
     COMMON_TASK_KEYS,
     KIND_TASK_KEYS,
     FlowModel,
@@ -269,6 +270,8 @@ class _Checker:
         name, name_key = self.check_task_name(loc, raw)
         kind = self.task_kind(loc, model, broken)
         self.either(loc, raw, ("command", "input"), _TWO_COMMANDS)
+        for key in ("command", "input"):
+            self.either(loc, raw, (key, "call"), _COMMAND_AND_CALL.format(key=key))
         message = "use either 'resources' or 'requirements' (cnvrg's name for it), not both"
         self.either(loc, raw, ("resources", "requirements"), message)
         params = self.check_params(raw.get("params"), (*loc, "params"))
@@ -277,11 +280,14 @@ class _Checker:
             self.check_kind_keys(loc, raw, kind)
             self.check_kind_required(loc, raw, model, broken, kind)
             _cnvrg.ignored_task_keys(self, loc, raw, kind)
-            if kind.runs_command:
+            if kind.runs_command and (model.call is None or "call" in broken):
                 command_key = "command" if model.command is not None else "input"
                 self.check_command(loc, raw, command_key, [*params, *flow_params])
+            elif kind.runs_command:
+                self.check_call_keys(loc, raw)
             if kind is TaskKind.SELECT:
                 _cnvrg.ignored_condition_keys(self, (*loc, "conditions"), raw.get("conditions"))
+                self.check_champion_keys(loc, raw, flow_params)
         command = model.command if model.command is not None else model.input
         task_params = tuple(p.to_spec() for p in model.params or ())
         return CheckedTask(
@@ -319,14 +325,14 @@ class _Checker:
             if key in ("params", "conditions") and value == []:
                 continue  # cnvrg exports write empty lists on every task
             message = f"key '{key}' is not allowed on a task of type '{kind.value}'"
-            if key in ("command", "input"):
+            if key in ("command", "input", "call"):
                 message += " (it runs inside signoff)"
             self.error((*loc, key), message, at_key=True)
 
     def check_kind_required(
         self, loc: Loc, raw: dict[str, Any], model: TaskModel, broken: set[str], kind: TaskKind
     ) -> None:
-        given = {"command", "input"} & (broken | {k for k in raw if raw[k] is not None})
+        given = {"command", "input", "call"} & (broken | {k for k in raw if raw[k] is not None})
         if kind.runs_command and not given:
             article = "an" if kind is TaskKind.EXEC else "a"
             message = f"{article} {kind.value} task needs a 'command'"
@@ -362,6 +368,32 @@ class _Checker:
         if isinstance(quorum, int) and not has_group and quorum > len(targets):
             message = f"quorum {quorum} is more than the {len(targets)} target(s)"
             self.error((*loc, "quorum"), message)
+
+    def check_champion_keys(self, loc: Loc, raw: dict[str, Any], flow_params: list[str]) -> None:
+        """``min_improvement``/``evaluate`` only with ``compare_to``; the evaluate template."""
+        if raw.get("compare_to") is None:
+            for key in ("min_improvement", "evaluate"):
+                if raw.get(key) is not None:
+                    self.error((*loc, key), f"'{key}' needs 'compare_to: champion'", at_key=True)
+            return
+        evaluate = raw.get("evaluate")
+        if not isinstance(evaluate, str):
+            return
+        try:
+            used = template_variables(evaluate)
+        except ValueError as exc:
+            self.error((*loc, "evaluate"), f"invalid template: {exc}")
+            return
+        known = sorted({*flow_params, *BUILTIN_VARIABLES, "model", "digest"})
+        for var in sorted(used.difference(known)):
+            message = f"unknown template variable '{var}' (known: {', '.join(known)})"
+            self.error((*loc, "evaluate"), message)
+
+    def check_call_keys(self, loc: Loc, raw: dict[str, Any]) -> None:
+        """A Python function runs in the executor's process: no per-task env, no hard stop."""
+        for key in sorted(CALL_EXCLUDED_KEYS & raw.keys()):
+            if raw[key] is not None:
+                self.error((*loc, key), _NOT_WITH_CALL[key], at_key=True)
 
     def check_command(self, loc: Loc, raw: dict[str, Any], key: str, params: list[str]) -> None:
         """The command's template, and cnvrg-style params the command does not pass on."""
@@ -522,6 +554,17 @@ class _Checker:
 # ---------------------------------------------------------------- helpers
 
 _TWO_COMMANDS = "use either 'command' or 'input' (cnvrg's name for the command), not both"
+_COMMAND_AND_CALL = "use either '{key}' (a shell command) or 'call' (a Python function), not both"
+_NOT_WITH_CALL = {
+    "env": (
+        "key 'env' is not allowed on a task with 'call': the function runs in the executor's "
+        "own process, whose environment is shared by every task"
+    ),
+    "timeout": (
+        "key 'timeout' is not allowed on a task with 'call': a function running in the "
+        "executor's process cannot be stopped; limit the time inside the function"
+    ),
+}
 
 
 def _references(task: CheckedTask) -> list[tuple[str, Loc]]:

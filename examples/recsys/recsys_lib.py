@@ -23,6 +23,8 @@ import signoff
 N_CATEGORIES = 8
 NDCG_K = 10
 MODEL_NAME = "recsys"
+#: A user with fewer past views than this is in the ``new_users`` slice, else ``regulars``.
+NEW_USER_HISTORY = 15
 
 #: The model's input columns, in this order, all float64.
 FEATURE_NAMES: tuple[str, ...] = (
@@ -194,6 +196,29 @@ def roc_auc(clicks: npt.ArrayLike, scores: npt.ArrayLike) -> float:
     return float(roc_auc_score(np.asarray(clicks), np.asarray(scores)))
 
 
+def user_slices(split: Split) -> dict[str, npt.NDArray[np.bool_]]:
+    """Row masks of the user slices metrics are broken down by (by past activity)."""
+    history = split.X[:, split.feature_names.index("user_history_size")]
+    return {"new_users": history < NEW_USER_HISTORY, "regulars": history >= NEW_USER_HISTORY}
+
+
+def slice_metrics(holdout: Split, scores: FloatArray) -> dict[str, float]:
+    """``auc/<slice>`` and ``ndcg_at_10/<slice>`` for each user slice of the holdout.
+
+    A slice's AUC is left out when it lacks clicks or non-clicks, its NDCG when no user in it
+    clicked (both would be undefined).
+    """
+    out: dict[str, float] = {}
+    for name, mask in user_slices(holdout).items():
+        y = holdout.y[mask]
+        if 0 < int(y.sum()) < y.size:
+            out[f"auc/{name}"] = roc_auc(y, scores[mask])
+        if y.any():
+            ndcg = ndcg_at_k(holdout.user_id[mask], y, scores[mask], NDCG_K)
+            out[f"ndcg_at_10/{name}"] = ndcg
+    return out
+
+
 # --- training ----------------------------------------------------------------------------
 
 
@@ -214,19 +239,24 @@ def finish_training(
     holdout: Split,
     fit_seconds: float,
 ) -> dict[str, float]:
-    """Score the holdout, log params/metrics/tag/model, write the side files, print a summary."""
+    """Score the holdout and log what the review shows; write the side files; print a summary.
+
+    Logs the overall and per-slice metrics, params, the ``algorithm`` tag and the model (with
+    a sample of its training rows, for the review's drift check).
+    """
     scores = np.asarray(model.predict_proba(holdout.X), dtype=np.float64)[:, 1]
     metrics = {
         "auc": roc_auc(holdout.y, scores),
         "ndcg_at_10": ndcg_at_k(holdout.user_id, holdout.y, scores, NDCG_K),
     }
+    slices = slice_metrics(holdout, scores)
 
     signoff.log_tag("algorithm", algorithm)
     signoff.log_param("algorithm", algorithm)
     for key, value in hyperparams.items():
         signoff.log_param(key, value)
     signoff.log_param("features", ",".join(train.feature_names))
-    for key, value in metrics.items():
+    for key, value in {**metrics, **slices}.items():
         signoff.log_metric(key, value)
     signoff.log_metric("train_rows", len(train.y))
     signoff.log_metric("holdout_rows", len(holdout.y))
@@ -244,7 +274,10 @@ def finish_training(
         {"user_id": holdout.user_id, "y": holdout.y, "score": scores},
     )
     example = {name: train.X[:5, j] for j, name in enumerate(train.feature_names)}
-    signoff.log_model(model, MODEL_NAME, input_example=example)
+    # A sample of the training rows goes beside the model: the review measures the drift
+    # between what this model and the champion were trained on.
+    training = {name: train.X[:, j] for j, name in enumerate(train.feature_names)}
+    signoff.log_model(model, MODEL_NAME, input_example=example, training_data=training)
 
     shown = " ".join(f"{k}={v}" for k, v in hyperparams.items() if k != "seed")
     print(

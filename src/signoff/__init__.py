@@ -37,7 +37,7 @@ __all__ = [
     "task",
 ]
 
-__version__ = "0.1.0"
+from signoff._version import __version__
 
 _LAZY = {"Flow": "signoff.sdk.flow", "task": "signoff.sdk.flow"}
 

@@ -164,7 +164,8 @@ def test_demo_stops_at_the_gate_and_says_how_to_approve(cli: Cli) -> None:
     assert [(r["flow"], r["state"]) for r in runs] == [("weekly-recsys", "waiting_for_approval")]
     report = Path(cli.json("show", runs[0]["run_id"])["gates"][0]["report_html"])
     html = report.read_text()
-    assert "Leaderboard" in html
+    assert "Candidates" in html
+    assert "Challenger vs champion" in html
     assert "ndcg_at_10" in html
 
 

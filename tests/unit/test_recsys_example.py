@@ -203,10 +203,24 @@ def test_training_logs_metrics_and_a_loadable_model(
     assert "auc=" in step.proc.stdout
     assert step.proc.stdout.count("\n") == 1
 
+    # per-slice metrics: new users vs regulars, both defined at this size
+    for metric in ("auc", "ndcg_at_10"):
+        for name in ("new_users", "regulars"):
+            assert 0.0 < metrics[f"{metric}/{name}"] <= 1.0
+
     models = [r for r in step.records if r["kind"] == "model"]
     assert [(m["name"], m["path"]) for m in models] == [("recsys", "models/recsys")]
     folder = step.output / "models" / "recsys"
     assert (folder / META_FILE).is_file()
+
+    # a sample of the training rows beside the model, for the review's drift check
+    with (
+        np.load(folder / "training_sample.npz", allow_pickle=False) as sample,
+        np.load(pipeline["preprocess"].output / "train.npz", allow_pickle=False) as train,
+    ):
+        assert [str(n) for n in sample["feature_names"]] == [str(n) for n in train["feature_names"]]
+        assert sample["X"].shape == (min(5000, len(train["y"])), train["X"].shape[1])
+        assert np.isin(sample["X"][:, 0], train["X"][:, 0]).all()
 
     importance = json.loads((step.output / "feature_importance.json").read_text())
     with np.load(pipeline["preprocess"].output / "holdout.npz", allow_pickle=False) as holdout:
@@ -289,3 +303,25 @@ def test_ndcg_at_k() -> None:
         assert lib.ndcg_at_k(users, clicks, scores, k) == pytest.approx(
             _ndcg_reference(users, clicks, scores, k)
         )
+
+
+def test_user_slices_split_the_holdout() -> None:
+    lib = _recsys_lib()
+    names = list(lib.FEATURE_NAMES)
+    history = np.array([3.0, 14.0, 15.0, 40.0, 8.0, 22.0])
+    X = np.zeros((6, len(names)))
+    X[:, names.index("user_history_size")] = history
+    split = lib.Split(
+        X=X,
+        y=np.array([1, 0, 1, 0, 0, 1]),
+        user_id=np.array([0, 1, 2, 3, 4, 5]),
+        feature_names=names,
+    )
+    masks = lib.user_slices(split)
+    assert masks["new_users"].tolist() == [True, True, False, False, True, False]
+    assert (masks["new_users"] ^ masks["regulars"]).all()
+    scores = np.array([0.9, 0.1, 0.8, 0.2, 0.3, 0.7])
+    metrics = lib.slice_metrics(split, scores)
+    assert metrics["auc/new_users"] == 1.0
+    assert metrics["auc/regulars"] == 1.0
+    assert metrics["ndcg_at_10/new_users"] == 1.0

@@ -363,6 +363,9 @@ def test_the_recsys_example_and_its_python_twin_have_the_same_hash() -> None:
             {"tag_key": "ndcg_at_10", "objective": "max", "target": 0.3},
             {"tag_key": "auc", "objective": "max", "target": 0.6},
         ],
+        compare_to="champion",
+        evaluate="python evaluate.py --model {{ model }} --digest {{ digest }}",
+        min_improvement=0.0,
     )
     gate = flow.gate("sign-off", target="alice,bob", after=[pick])
     flow.deploy("deploy", endpoint="recsys", after=[gate])

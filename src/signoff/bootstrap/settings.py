@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -30,6 +30,24 @@ class Settings(BaseSettings):
         gt=0,
         description="a driving process renews its run's lease this often (x1/3); a process "
         "silent for this long is taken for dead and its runs are taken over",
+    )
+
+    base_url: str = Field(
+        default="http://127.0.0.1:8765",
+        description="public URL of `signoff server`; e-mailed links are built from it only",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None, description="signs links and cookies; default: <home>/secret.key"
+    )
+    smtp_host: str | None = Field(default=None, description="no SMTP host: mail goes to outbox")
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    mail_from: str = "signoff@localhost"
+    webhook_url: str | None = Field(
+        default=None, description="also post gate notices (Slack-compatible JSON) here"
     )
 
     @property

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import time
 from dataclasses import dataclass
 
 from signoff.bootstrap.settings import Settings
-from signoff.domain.ports import Executor
+from signoff.domain.ports import Executor, Notifier
 from signoff.endpoints.local import LocalEndpointRunner
 from signoff.engine import Engine, EngineObserver
+from signoff.engine.engine import new_id
 from signoff.executors.local import LocalExecutor, stop_leftover
+from signoff.notify import OutboxNotifier, SmtpNotifier, WebhookNotifier
+from signoff.review.gating import GateService
+from signoff.review.links import LinkSigner
 from signoff.store.sql import SqlStore, open_store
 
 __all__ = ["App", "SystemClock", "build_app"]
@@ -30,6 +36,8 @@ class App:
     store: SqlStore
     engine: Engine
     endpoints: LocalEndpointRunner
+    gates: GateService
+    signer: LinkSigner
 
     def close(self) -> None:
         self.store.close()
@@ -57,4 +65,56 @@ def build_app(settings: Settings, observer: EngineObserver | None = None) -> App
     )
     if observer is not None:
         engine.observer = observer
-    return App(settings=settings, store=store, engine=engine, endpoints=endpoints)
+    signer = LinkSigner(secret_key(settings), settings.base_url)
+    gates = GateService(
+        store=store,
+        clock=engine.clock,
+        signer=signer,
+        new_id=new_id,
+        notifiers=tuple(notifiers(settings)),
+    )
+    engine.after_gate_opened = gates.after_open
+    return App(
+        settings=settings,
+        store=store,
+        engine=engine,
+        endpoints=endpoints,
+        gates=gates,
+        signer=signer,
+    )
+
+
+def secret_key(settings: Settings) -> bytes:
+    """The configured secret, or one generated once and kept in the home folder (0600)."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value().encode()
+    path = settings.resolved_home / "secret.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def notifiers(settings: Settings) -> list[Notifier]:
+    """SMTP when a host is set, else the outbox folder; plus a webhook when set."""
+    found: list[Notifier] = []
+    if settings.smtp_host:
+        found.append(
+            SmtpNotifier(
+                settings.smtp_host,
+                settings.smtp_port,
+                sender=settings.mail_from,
+                username=settings.smtp_user,
+                password=settings.smtp_password.get_secret_value()
+                if settings.smtp_password
+                else None,
+                starttls=settings.smtp_starttls,
+                use_ssl=settings.smtp_ssl,
+            )
+        )
+    else:
+        found.append(OutboxNotifier(settings.resolved_home / "outbox", settings.mail_from))
+    if settings.webhook_url:
+        found.append(WebhookNotifier(settings.webhook_url))
+    return found

@@ -36,6 +36,8 @@ app = typer.Typer(
 )
 endpoints_app = typer.Typer(help="Prediction endpoints.", invoke_without_command=True)
 app.add_typer(endpoints_app, name="endpoints")
+gates_app = typer.Typer(help="Gates waiting for a decision.", invoke_without_command=True)
+app.add_typer(gates_app, name="gates")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -352,9 +354,11 @@ def reject(
     _decide(run_id, as_user, comment, False, as_json)
 
 
-@app.command()
-def gates(as_json: JsonOpt = False) -> None:
+@gates_app.callback()
+def gates(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List gates waiting for a decision."""
+    if ctx.invoked_subcommand is not None:
+        return
     app_ = build_app(_settings())
     try:
         rows = views.open_gates(app_.store)

@@ -78,9 +78,7 @@ def verify_chain(entries: Sequence[AuditEntry]) -> list[ChainBreak]:
         breaks.append(ChainBreak(entries[0].seq, "the log does not start at entry 1"))
     for entry in entries:
         if entry.seq != expected_seq:
-            breaks.append(
-                ChainBreak(entry.seq, f"entry {expected_seq} is missing or out of order")
-            )
+            breaks.append(ChainBreak(entry.seq, f"entry {expected_seq} is missing or out of order"))
         if entry.prev_hash != prev:
             breaks.append(ChainBreak(entry.seq, "does not link to the entry before it"))
         recomputed = entry_hash(

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from signoff.domain.records import DecisionRecord, GateRecord
 from signoff.domain.states import TaskRunState
 
-__all__ = ["Eligibility", "check_decider", "expand_targets", "outcome_of"]
+__all__ = [
+    "Eligibility",
+    "check_decider",
+    "expand_targets",
+    "outcome_of",
+    "required_approvals",
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,36 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from signoff.domain.audit import AuditEntry
 from signoff.domain.records import (
     ArtifactRecord,
+    AuditEvent,
     DecisionRecord,
     DeploymentRecord,
     EndpointRecord,
+    FeedbackRecord,
     GateRecord,
+    LinkToken,
     MetricRecord,
     ModelVersionRecord,
+    PredictionRecord,
     RunRecord,
     TaskOutputs,
     TaskRunRecord,
     TransitionRecord,
+    UserRecord,
 )
 from signoff.domain.specs import FlowSpec
 from signoff.domain.states import RunState, TaskRunState
 
 __all__ = [
     "Clock",
+    "Message",
+    "Notifier",
     "EndpointProcessInfo",
     "EndpointRunner",
+    "EndpointState",
     "Executor",
+    "RolloverResult",
     "StartedEndpoint",
     "Store",
     "TaskExecution",
     "TaskOutcome",
+    "VersionState",
 ]
 
 
@@ -103,8 +114,76 @@ class StartedEndpoint:
 EndpointProcessInfo = StartedEndpoint
 
 
+@dataclass(frozen=True, slots=True)
+class VersionState:
+    """One model version loaded in an endpoint process: its traffic share and its counts."""
+
+    model_version: str
+    digest: str
+    traffic: int  # percent of requests routed to it
+    requests: int  # prediction requests answered since it was loaded
+    errors: int  # of those, the ones the model failed (5xx)
+    in_flight: int = 0
+    model_dir: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointState:
+    """What an endpoint process holds: its loaded versions and the traffic split."""
+
+    endpoint: str
+    versions: tuple[VersionState, ...]
+
+    @property
+    def traffic(self) -> dict[str, int]:
+        """Share (percent) per version that gets any traffic."""
+        return {v.model_version: v.traffic for v in self.versions if v.traffic > 0}
+
+    @property
+    def primary(self) -> str | None:
+        """The version with the largest share (the stable one during a canary)."""
+        serving = [v for v in self.versions if v.traffic > 0]
+        if not serving:
+            return None
+        return max(serving, key=lambda v: v.traffic).model_version
+
+    def version(self, model_version: str) -> VersionState | None:
+        """The loaded version with this label, if any."""
+        for v in self.versions:
+            if v.model_version == model_version:
+                return v
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class RolloverResult:
+    """How a rollover (or canary, promote, rollback) ended.
+
+    ``rolled_back`` is true when the new version got traffic and the error-rate rule took it
+    away again; ``reason`` then says why. ``seconds`` runs from the call to the moment the
+    new version received its share of the traffic.
+    """
+
+    model_version: str
+    previous: str | None
+    traffic: dict[str, int]
+    seconds: float
+    rolled_back: bool = False
+    reason: str | None = None
+    requests: int = 0  # answered by the new version during probation
+    errors: int = 0
+
+
 class EndpointRunner(Protocol):
-    """Starts and stops the processes that serve models."""
+    """Starts and stops the processes that serve models, and swaps models inside them.
+
+    An endpoint process holds several loaded versions and a traffic split; ``rollover``
+    loads a version beside the serving one (digest check, warm-up), switches traffic to it,
+    watches its error rate for ``probation_seconds``, and rolls back automatically when it
+    exceeds ``max_error_rate`` (``heartbeat``, if given, is called every few tenths of a
+    second meanwhile). Failures to load raise :class:`signoff.errors.ExecutionError` with the
+    endpoint's reason; the serving version is then untouched.
+    """
 
     def start(
         self, name: str, model_dir: Path, digest: str, model_version: str, port: int | None
@@ -113,6 +192,52 @@ class EndpointRunner(Protocol):
     def stop(self, pid: int, timeout: float = 10.0) -> None: ...
 
     def is_alive(self, pid: int) -> bool: ...
+
+    def load(
+        self, name: str, url: str, model_dir: Path, digest: str, model_version: str
+    ) -> None: ...
+
+    def set_traffic(self, name: str, url: str, traffic: Mapping[str, int]) -> None: ...
+
+    def unload(self, name: str, url: str, model_version: str) -> None: ...
+
+    def state(self, name: str, url: str) -> EndpointState: ...
+
+    def rollover(
+        self,
+        name: str,
+        url: str,
+        model_dir: Path,
+        digest: str,
+        model_version: str,
+        *,
+        traffic: int = 100,
+        probation_seconds: float = 0.0,
+        max_error_rate: float = 0.05,
+        heartbeat: Callable[[], None] | None = None,
+    ) -> RolloverResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A notification to one person: subject, plain text, HTML, and where it goes."""
+
+    to_user: str
+    to_address: str | None
+    subject: str
+    text: str
+    html: str
+    key: str  # idempotency key: the same key is sent at most once
+
+
+class Notifier(Protocol):
+    """Delivers messages (SMTP, the local outbox, a webhook)."""
+
+    channel: str
+
+    def send(self, message: Message) -> str:
+        """Deliver; return a short note (message id, file path). Raise on failure."""
+        ...
 
 
 class Store(Protocol):
@@ -185,8 +310,29 @@ class Store(Protocol):
 
     # gates
     def open_gate(
-        self, gate: GateRecord, task_run: TaskRunRecord, *, at: float
+        self,
+        gate: GateRecord,
+        task_run: TaskRunRecord,
+        *,
+        at: float,
+        policy: dict[str, Any] | None = None,
+        audit: Sequence[AuditEvent] = (),
     ) -> TaskRunRecord: ...
+    def waiting_gates(self) -> list[GateRecord]: ...
+    def close_gate(
+        self,
+        task_run: TaskRunRecord,
+        new_state: TaskRunState,
+        run: RunRecord,
+        run_state: RunState | None,
+        *,
+        at: float,
+        reason: str,
+        actor: str | None,
+        audit: Sequence[AuditEvent] = (),
+    ) -> None: ...
+    def gate_policy(self, gate_id: str) -> dict[str, Any]: ...
+    def set_reminded(self, gate_id: str, at: float) -> None: ...
     def get_gate(self, gate_id: str) -> GateRecord: ...
     def gate_of_task_run(self, task_run_id: str) -> GateRecord | None: ...
     def gates_of_run(self, run_id: str) -> list[GateRecord]: ...
@@ -198,8 +344,34 @@ class Store(Protocol):
         new_state: TaskRunState | None,
         *,
         reason: str | None = None,
+        audit: Sequence[AuditEvent] = (),
+        link_token_hash: str | None = None,
     ) -> TaskRunRecord: ...
-    def add_refusal(self, decision: DecisionRecord) -> None: ...
+    def add_refusal(self, decision: DecisionRecord, audit: Sequence[AuditEvent] = ()) -> None: ...
+
+    # people, tokens, audit, notifications
+    def add_user(self, user: UserRecord, password_hash: str | None = None) -> None: ...
+    def get_user(self, name: str) -> UserRecord | None: ...
+    def list_users(self) -> list[UserRecord]: ...
+    def groups(self) -> dict[str, list[str]]: ...
+    def set_group(self, group: str, members: Sequence[str]) -> None: ...
+    def add_link_tokens(self, tokens: Sequence[LinkToken]) -> None: ...
+    def link_token(self, token_hash: str) -> LinkToken | None: ...
+    def append_audit(self, events: Sequence[AuditEvent], *, at: float) -> None: ...
+    def list_audit(self, run_id: str | None = None) -> list[AuditEntry]: ...
+    def claim_notification(
+        self,
+        *,
+        key: str,
+        gate_id: str,
+        user: str,
+        kind: str,
+        channel: str,
+        at: float,
+        detail: str | None = None,
+    ) -> bool: ...
+    def release_notification(self, key: str) -> None: ...
+    def notifications_of(self, gate_id: str) -> list[dict[str, Any]]: ...
 
     # endpoints
     def get_endpoint(self, name: str) -> EndpointRecord | None: ...
@@ -207,3 +379,9 @@ class Store(Protocol):
     def save_endpoint(self, endpoint: EndpointRecord) -> None: ...
     def add_deployment(self, deployment: DeploymentRecord) -> None: ...
     def list_deployments(self, endpoint: str) -> list[DeploymentRecord]: ...
+
+    # prediction log and feedback (written by endpoint processes)
+    def add_predictions(self, predictions: Sequence[PredictionRecord]) -> None: ...
+    def list_predictions(self, endpoint: str, limit: int = 100) -> list[PredictionRecord]: ...
+    def add_feedback(self, feedback: FeedbackRecord) -> None: ...
+    def list_feedback(self, prediction_ids: Sequence[str]) -> list[FeedbackRecord]: ...

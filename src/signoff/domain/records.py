@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from signoff.domain.specs import TaskKind
@@ -10,12 +11,18 @@ from signoff.domain.states import RunState, TaskRunState
 
 __all__ = [
     "ArtifactRecord",
+    "AuditEvent",
+    "LinkToken",
+    "UserRecord",
     "DecisionRecord",
+    "DeploymentKind",
     "DeploymentRecord",
     "EndpointRecord",
+    "FeedbackRecord",
     "GateRecord",
     "MetricRecord",
     "ModelVersionRecord",
+    "PredictionRecord",
     "RunRecord",
     "TaskOutputs",
     "TaskRunRecord",
@@ -178,6 +185,40 @@ class DecisionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class UserRecord:
+    """Someone who can start runs or decide gates."""
+
+    name: str
+    email: str | None
+    roles: tuple[str, ...]
+    active: bool
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """An event to append to the audit log (the store chains it)."""
+
+    event: str
+    run_id: str | None
+    gate_id: str | None
+    actor: str | None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkToken:
+    """What an e-mailed decision link stands for (its token is stored only as a hash)."""
+
+    token_hash: str
+    gate_id: str
+    user: str
+    decision: str  # "approve" or "reject"
+    expires_at: float
+    used_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class EndpointRecord:
     """A named prediction service and what it serves now."""
 
@@ -190,9 +231,23 @@ class EndpointRecord:
     updated_at: float
 
 
+class DeploymentKind(StrEnum):
+    """What a deployment did to an endpoint's traffic (stored as these strings)."""
+
+    ROLLOVER = "rollover"  # the version took all traffic (a first start too)
+    CANARY = "canary"  # the version took a share of the traffic
+    PROMOTE = "promote"  # the canary took all traffic
+    ROLLBACK = "rollback"  # back to the previous version, by a person
+    AUTO_ROLLBACK = "auto-rollback"  # back to the previous version, by the error-rate rule
+
+
 @dataclass(frozen=True, slots=True)
 class DeploymentRecord:
-    """One roll-out of a model version to an endpoint: who, when, which approval."""
+    """One change of what an endpoint serves: who, when, which approval, which kind.
+
+    ``model_version_id`` is what the change put in service (for a rollback, the version
+    returned to); ``previous_model_version_id`` is what served before it.
+    """
 
     id: str
     endpoint: str
@@ -200,4 +255,31 @@ class DeploymentRecord:
     run_id: str | None
     gate_id: str | None
     deployed_by: str
+    at: float
+    kind: DeploymentKind = DeploymentKind.ROLLOVER
+    traffic: int = 100  # percent of requests the version gets
+    previous_model_version_id: str | None = None
+    reason: str | None = None
+    max_error_rate: float | None = None  # the rule a canary is held to until promoted
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    """One logged prediction of an endpoint: the input row, the output, version and latency."""
+
+    id: str
+    endpoint: str
+    model_version: str
+    at: float
+    inputs: dict[str, Any]
+    output: Any
+    latency_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRecord:
+    """A ground-truth label for a logged prediction."""
+
+    prediction_id: str
+    label: Any
     at: float

@@ -87,10 +87,18 @@ class GatePolicy:
 
 @dataclass(frozen=True, slots=True)
 class DeploySpec:
-    """Where a deploy task serves the approved model."""
+    """Where a deploy task serves the approved model, and how it rolls over.
+
+    ``traffic`` below 100 makes a canary (the ``champion`` alias moves only on promote);
+    ``probation`` seconds after the switch, an error rate of the new version above
+    ``max_error_rate`` (0..1) rolls it back automatically and fails the task.
+    """
 
     endpoint: str
     port: int | None = None
+    traffic: int = 100
+    probation: float = 0.0
+    max_error_rate: float = 0.05
 
 
 @dataclass(frozen=True, slots=True)

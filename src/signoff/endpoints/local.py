@@ -1,31 +1,43 @@
-"""Start and stop endpoint processes on this machine (``python -m signoff.serving``).
+"""Start, stop and roll over endpoint processes on this machine (``python -m signoff.serving``).
 
 Each endpoint runs in its own session, so it outlives the process that started it (a CLI
 command, a worker); it is found again by its pid and stopped through its process group.
+Model versions are swapped inside a running process through its admin API on loopback,
+authenticated by a random token that lives in ``<home>/endpoints/<name>/admin.token``
+(mode 0600) and reaches the process through its environment.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from signoff.domain.ports import EndpointState, RolloverResult, VersionState
 from signoff.errors import ExecutionError
 
-__all__ = ["EndpointProcess", "LocalEndpointRunner"]
+__all__ = ["TOKEN_ENV", "EndpointProcess", "LocalEndpointRunner"]
 
+# How the admin token reaches the endpoint process (the name of a variable, not a secret).
+TOKEN_ENV = "SIGNOFF_ENDPOINT_TOKEN"  # noqa: S105
 _HOST = "127.0.0.1"
 _POLL_INTERVAL = 0.05
 _LOG_TAIL_LINES = 12
 _KILL_WAIT = 5.0
+_ADMIN_TIMEOUT = 10.0
+_WATCH_INTERVAL = 0.2
+_MIN_REQUESTS_TO_JUDGE = 20  # during probation, fewer requests than this never roll back early
 
 
 @dataclass(frozen=True)
@@ -38,23 +50,36 @@ class EndpointProcess:
 
 
 class LocalEndpointRunner:
-    """Starts endpoint processes on loopback, waits for them to be ready, and stops them.
+    """Starts endpoint processes on loopback, swaps model versions inside them, stops them.
 
-    Logs go to ``home/endpoints/<name>/endpoint.log`` (appended across starts).
+    Logs go to ``home/endpoints/<name>/endpoint.log`` (appended across starts). A process
+    gets ``base_env`` (default: this process's environment: the store's location and the
+    prediction log settings travel that way) without signoff's secrets
+    (``SIGNOFF_*SECRET*``, ``*PASSWORD*``, ``*TOKEN*``), plus ``SIGNOFF_HOME`` and its
+    admin token.
     """
 
     def __init__(
-        self, home: Path, python: str = sys.executable, ready_timeout: float = 60.0
+        self,
+        home: Path,
+        python: str = sys.executable,
+        ready_timeout: float = 60.0,
+        base_env: Mapping[str, str] | None = None,
     ) -> None:
         self.home = home
         self.python = python
         self.ready_timeout = ready_timeout
+        self._base_env = dict(base_env if base_env is not None else os.environ)
         # Children this runner started, so it can reap them instead of leaving zombies.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     def log_path(self, name: str) -> Path:
         """Where the endpoint ``name`` writes its output."""
         return self.home / "endpoints" / name / "endpoint.log"
+
+    def token_path(self, name: str) -> Path:
+        """Where the admin token of the endpoint ``name`` is kept (mode 0600)."""
+        return self.home / "endpoints" / name / "admin.token"
 
     def start(
         self, name: str, model_dir: Path, digest: str, model_version: str, port: int | None
@@ -84,6 +109,11 @@ class LocalEndpointRunner:
             "--host",
             _HOST,
         ]
+        # signoff's own secrets (link signing key, SMTP password, ...) stay out of a process
+        # that may run a model's code; it gets its admin token instead.
+        env = {k: v for k, v in self._base_env.items() if not _is_signoff_secret(k)}
+        env["SIGNOFF_HOME"] = str(self.home)
+        env[TOKEN_ENV] = self._ensure_token(name)
         with log_path.open("ab") as log:
             log.write(
                 f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} start {model_version}\n".encode()
@@ -97,6 +127,7 @@ class LocalEndpointRunner:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 close_fds=True,
+                env=env,
             )
         self._children[proc.pid] = proc
         endpoint = EndpointProcess(url=f"http://{_HOST}:{port}", port=port, pid=proc.pid)
@@ -156,7 +187,9 @@ class LocalEndpointRunner:
 
     def _wait_gone(self, pid: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        while self.is_alive(pid):
+        # Not is_alive: an exiting process has an empty command line before it is a zombie,
+        # and the signalled process was checked to be an endpoint already.
+        while self._running(pid, endpoint_only=False):
             if time.monotonic() >= deadline:
                 return False
             time.sleep(_POLL_INTERVAL)
@@ -164,6 +197,9 @@ class LocalEndpointRunner:
 
     def is_alive(self, pid: int) -> bool:
         """Whether ``pid`` is a running endpoint process (zombies and other programs are not)."""
+        return self._running(pid, endpoint_only=True)
+
+    def _running(self, pid: int, *, endpoint_only: bool) -> bool:
         child = self._children.get(pid)
         if child is not None:
             if child.poll() is None:
@@ -181,7 +217,7 @@ class LocalEndpointRunner:
             return False
         except PermissionError:
             return False  # someone else's process: not one we started
-        return _proc_is_endpoint(pid)
+        return _proc_is_running(pid, endpoint_only=endpoint_only)
 
     def health(self, url: str) -> bool:
         """Whether ``url/health`` answers 200."""
@@ -190,6 +226,206 @@ class LocalEndpointRunner:
                 return client.get(f"{url.rstrip('/')}/health").status_code == 200
         except httpx.HTTPError:
             return False
+
+    # ------------------------------------------------------------------ admin API
+    def load(self, name: str, url: str, model_dir: Path, digest: str, model_version: str) -> None:
+        """Load ``model_version`` beside the serving one (digest check, warm-up; no traffic).
+
+        Raises :class:`ExecutionError` with the endpoint's reason when it refuses (wrong
+        digest, a folder that does not load, a failed warm-up); what it serves is untouched.
+        """
+        body = {"model_dir": str(model_dir), "digest": digest, "model_version": model_version}
+        self._admin(name, url, "POST", "/admin/load", body, timeout=self.ready_timeout)
+
+    def set_traffic(self, name: str, url: str, traffic: Mapping[str, int]) -> None:
+        """Switch the traffic split in one step (percent per version, adding up to 100)."""
+        self._admin(name, url, "POST", "/admin/traffic", dict(traffic))
+
+    def unload(self, name: str, url: str, model_version: str) -> None:
+        """Drain and forget a version that gets no traffic."""
+        body = {"model_version": model_version}
+        self._admin(name, url, "POST", "/admin/unload", body, timeout=60.0)
+
+    def state(self, name: str, url: str) -> EndpointState:
+        """The versions the endpoint holds, their shares and their counts."""
+        data = self._admin(name, url, "GET", "/admin/state")
+        versions = tuple(
+            VersionState(
+                model_version=str(v["model_version"]),
+                digest=str(v["digest"]),
+                traffic=int(v["traffic"]),
+                requests=int(v["requests"]),
+                errors=int(v["errors"]),
+                in_flight=int(v.get("in_flight", 0)),
+                model_dir=v.get("model_dir"),
+            )
+            for v in data.get("versions", [])
+        )
+        return EndpointState(endpoint=str(data.get("endpoint", name)), versions=versions)
+
+    def rollover(
+        self,
+        name: str,
+        url: str,
+        model_dir: Path,
+        digest: str,
+        model_version: str,
+        *,
+        traffic: int = 100,
+        probation_seconds: float = 0.0,
+        max_error_rate: float = 0.05,
+        heartbeat: Callable[[], None] | None = None,
+    ) -> RolloverResult:
+        """Load a version beside the serving one, switch traffic to it, then watch it.
+
+        ``traffic`` below 100 is a canary: the serving version keeps the rest. During
+        ``probation_seconds`` after the switch, an error rate of the new version above
+        ``max_error_rate`` returns all traffic to the version that served before (the
+        result then says ``rolled_back`` and why). Versions other than the new one and the
+        one before it are drained and unloaded; the one before stays loaded, so a rollback
+        is a switch too. ``heartbeat`` is called at every look during probation (the caller
+        keeps its own leases alive with it).
+        """
+        if not 0 < traffic <= 100:
+            raise ExecutionError(f"traffic must be a percent between 1 and 100, not {traffic}")
+        started = time.monotonic()
+        previous = self.state(name, url).primary
+        self.load(name, url, model_dir, digest, model_version)
+        if previous is None or previous == model_version or traffic == 100:
+            split = {model_version: 100}
+        else:
+            split = {previous: 100 - traffic, model_version: traffic}
+        self.set_traffic(name, url, split)
+        switched = time.monotonic() - started
+        if previous == model_version:
+            previous = None
+        keep = {model_version, *([previous] if previous else [])}
+        verdict, requests, errors = self._watch(
+            name, url, model_version, previous, probation_seconds, max_error_rate, heartbeat
+        )
+        rolled_back = verdict is not None and previous is not None
+        if rolled_back and previous is not None:
+            split = {previous: 100}
+            self.set_traffic(name, url, split)
+            keep = {previous}
+        self._unload_all_but(name, url, keep)
+        return RolloverResult(
+            model_version=model_version,
+            previous=previous,
+            traffic=split,
+            seconds=switched,
+            rolled_back=rolled_back,
+            reason=verdict,
+            requests=requests,
+            errors=errors,
+        )
+
+    def _watch(
+        self,
+        name: str,
+        url: str,
+        model_version: str,
+        previous: str | None,
+        seconds: float,
+        max_error_rate: float,
+        heartbeat: Callable[[], None] | None,
+    ) -> tuple[str | None, int, int]:
+        """Watch the new version's error rate for ``seconds``: a reason when it is too high."""
+        if seconds <= 0 or previous is None:
+            return None, 0, 0
+        first = self.state(name, url).version(model_version)
+        base = (first.requests, first.errors) if first else (0, 0)
+        started = time.monotonic()
+        requests = errors = 0
+        while True:
+            elapsed = time.monotonic() - started
+            time.sleep(max(0.0, min(_WATCH_INTERVAL, seconds - elapsed)))
+            if heartbeat is not None:
+                heartbeat()
+            now = self.state(name, url).version(model_version)
+            if now is not None:
+                requests, errors = now.requests - base[0], now.errors - base[1]
+            elapsed = time.monotonic() - started
+            done = elapsed >= seconds
+            judged = requests >= _MIN_REQUESTS_TO_JUDGE or (done and requests > 0)
+            if judged and errors / requests > max_error_rate:
+                reason = (
+                    f"{model_version} failed {errors} of {requests} requests "
+                    f"({errors / requests:.0%}) in its first {elapsed:.1f}s, above the "
+                    f"{max_error_rate:.0%} allowed; traffic went back to {previous}"
+                )
+                return reason, requests, errors
+            if done:
+                return None, requests, errors
+
+    def _unload_all_but(self, name: str, url: str, keep: set[str]) -> None:
+        for version in self.state(name, url).versions:
+            if version.model_version not in keep and version.traffic == 0:
+                self.unload(name, url, version.model_version)
+
+    def _ensure_token(self, name: str) -> str:
+        """The endpoint's admin token: read, or created (random, mode 0600) on first start."""
+        path = self.token_path(name)
+        with contextlib.suppress(FileNotFoundError):
+            token = path.read_text().strip()
+            if token:
+                path.chmod(0o600)
+                return token
+        path.parent.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token)
+        path.chmod(0o600)
+        return token
+
+    def _admin(
+        self,
+        name: str,
+        url: str,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        timeout: float = _ADMIN_TIMEOUT,
+    ) -> dict[str, Any]:
+        """One admin call; a refusal or silence becomes an ExecutionError with the reason."""
+        try:
+            token = self.token_path(name).read_text().strip()
+        except FileNotFoundError:
+            raise ExecutionError(
+                f"endpoint {name} has no admin token at {self.token_path(name)}; "
+                "stop it and deploy again to restart it"
+            ) from None
+        headers = {"Authorization": f"Bearer {token}"}
+        try:
+            with httpx.Client(
+                timeout=httpx.Timeout(timeout, connect=2.0), trust_env=False
+            ) as client:
+                response = client.request(
+                    method, f"{url.rstrip('/')}{path}", json=body, headers=headers
+                )
+        except httpx.HTTPError as exc:
+            raise ExecutionError(
+                f"endpoint {name} at {url} did not answer {path}: {type(exc).__name__}"
+            ) from None
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        if response.status_code >= 400:
+            detail = data.get("detail") if isinstance(data, dict) else None
+            raise ExecutionError(
+                f"endpoint {name} refused {path} ({response.status_code}): "
+                f"{detail or response.text[:200]}"
+            )
+        return data if isinstance(data, dict) else {}
+
+
+def _is_signoff_secret(variable: str) -> bool:
+    return variable.startswith("SIGNOFF_") and any(
+        word in variable for word in ("SECRET", "PASSWORD", "TOKEN")
+    )
 
 
 def _free_port() -> int:
@@ -220,8 +456,8 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
-def _proc_is_endpoint(pid: int) -> bool:
-    """Read /proc (Linux): not a zombie, and its command line is an endpoint's."""
+def _proc_is_running(pid: int, *, endpoint_only: bool) -> bool:
+    """Read /proc (Linux): not a zombie, and (``endpoint_only``) an endpoint's command line."""
     proc = Path("/proc") / str(pid)
     try:
         stat = (proc / "stat").read_text()
@@ -234,7 +470,7 @@ def _proc_is_endpoint(pid: int) -> bool:
     state = stat[stat.rfind(")") + 2 : stat.rfind(")") + 3]
     if state in ("Z", "X"):
         return False
-    return b"signoff.serving" in cmdline
+    return not endpoint_only or b"signoff.serving" in cmdline
 
 
 def _log_tail(path: Path, offset: int) -> str:

@@ -14,6 +14,7 @@ from signoff.domain.records import (
 )
 from signoff.domain.selection import Candidate, rank_candidates
 from signoff.domain.specs import FlowSpec, TaskSpec
+from signoff.engine.champion import SelectionRefusedError, check_champion
 from signoff.errors import SignoffError
 from signoff.review.report import write_report
 
@@ -58,6 +59,20 @@ def select(
         notes = "; ".join(f"{row['label']}: {row['note']}" for row in leaderboard)
         raise SignoffError(f"no eligible candidate ({notes})")
     models = store.model_versions_of(winner.task_run_id)
+    comparison = None
+    if task.champion_check is not None and models:
+        partial = {
+            "winner": winner.task_run_id,
+            "winner_label": winner.label,
+            "ranked_by": task.conditions[0].tag_key,
+            "leaderboard": leaderboard,
+            "model_version_id": models[-1].id,
+        }
+        try:
+            comparison = check_champion(store, run, task, tr, by_id[winner.task_run_id], models[-1])
+        except SelectionRefusedError as exc:
+            exc.result = {**partial, "comparison": exc.result}
+            raise
     if models and not run.facts.get("reproduces"):
         store.set_alias(
             models[-1].name,
@@ -79,6 +94,7 @@ def select(
         "ranked_by": task.conditions[0].tag_key,
         "leaderboard": leaderboard,
         "model_version_id": models[-1].id if models else None,
+        **({"comparison": comparison} if comparison is not None else {}),
     }
 
 
@@ -137,5 +153,15 @@ def open_gate(
         opened_at=now,
         expires_at=now + policy.timeout_seconds,
     )
-    moved = store.open_gate(gate, tr, at=now)
+    moved = store.open_gate(
+        gate,
+        tr,
+        at=now,
+        policy={
+            "on_timeout": policy.on_timeout,
+            "remind_every": policy.remind_every_seconds,
+            "supersede": policy.supersede,
+            "auto_approve_if": policy.auto_approve_if,
+        },
+    )
     return gate, moved

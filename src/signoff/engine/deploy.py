@@ -1,26 +1,48 @@
-"""The deploy task: serve the approved model on an endpoint, refusing any other digest."""
+"""Deployments: the deploy task, and the rollover, canary, promote and rollback behind it.
+
+What was approved is what ships: the model folder's digest is recomputed and compared with
+the approval's (and the registry's) before anything is loaded, and the endpoint checks it
+again before it reads the files. A first deploy starts the endpoint process; later ones roll
+over inside it (load beside, warm up, switch, keep the previous version loaded). Every change
+is recorded (who, when, which approval, which kind); the ``champion`` alias follows what
+serves all traffic, never a canary and never a version that was rolled back.
+"""
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from signoff.domain.ports import Clock, EndpointRunner, Store
+from signoff.domain.ports import Clock, EndpointRunner, RolloverResult, Store
 from signoff.domain.records import (
+    AuditEvent,
+    DeploymentKind,
     DeploymentRecord,
     EndpointRecord,
     GateRecord,
+    ModelVersionRecord,
     RunRecord,
     TaskRunRecord,
 )
 from signoff.domain.specs import FlowSpec, TaskKind, TaskSpec
 from signoff.domain.states import TaskRunState
 from signoff.engine.builtin import model_under_review
-from signoff.errors import IntegrityError, SignoffError
+from signoff.errors import IntegrityError, NotFoundError, SignoffError
 from signoff.registry.flavors import folder_digest
 
-__all__ = ["deploy"]
+__all__ = [
+    "Deployer",
+    "approval_of",
+    "deploy",
+    "resolve_model_version",
+]
+
+_SETS_SERVING = (DeploymentKind.ROLLOVER, DeploymentKind.PROMOTE, DeploymentKind.ROLLBACK)
+_LABEL = re.compile(r"^(?P<name>.+):v?(?P<version>\d+)$")
 
 
 def deploy(
@@ -34,7 +56,7 @@ def deploy(
     tr: TaskRunRecord,
     new_id: Callable[[], str],
 ) -> dict[str, Any]:
-    """Serve the approved model on the task's endpoint; refuse any other digest."""
+    """The deploy task: serve the approved model on the task's endpoint, and nothing else."""
     target = task.deploy
     if target is None:  # pragma: no cover - the loader guarantees it
         raise SignoffError(f"task {task.name} names no endpoint")
@@ -49,54 +71,441 @@ def deploy(
             f"model {model.label} on disk has digest {actual[:12]}…, but the approval was for "
             f"{(gate.model_digest or '')[:12]}…; a changed model needs a new approval"
         )
-    if actual != model.digest:
-        raise IntegrityError(f"model {model.label} changed on disk since it was registered")
-    existing = store.get_endpoint(target.endpoint)
-    port = target.port or (existing.port if existing else None)
-    if existing and existing.pid and runner.is_alive(existing.pid):
-        runner.stop(existing.pid)
-    started = runner.start(target.endpoint, Path(model.path), model.digest, model.label, port)
-    now = clock.now()
-    store.save_endpoint(
-        EndpointRecord(
-            name=target.endpoint,
-            url=started.url,
-            port=started.port,
-            pid=started.pid,
-            model_version_id=model.id,
-            state="serving",
-            updated_at=now,
-        )
-    )
-    store.add_deployment(
-        DeploymentRecord(
-            id=new_id(),
-            endpoint=target.endpoint,
-            model_version_id=model.id,
-            run_id=run.id,
-            gate_id=gate.id if gate else None,
-            deployed_by=run.started_by,
-            at=now,
-        )
-    )
     approvers = ""
     if gate is not None:
         who = sorted({d.actor for d in store.list_decisions(gate.id) if d.decision == "approve"})
         approvers = f", approved by {', '.join(who)}"
-    store.set_alias(
-        model.name,
-        "champion",
-        model.id,
+    deployer = Deployer(store, clock, runner, new_id)
+    return deployer.deploy_version(
+        target.endpoint,
+        model,
         actor=run.started_by,
-        at=now,
-        reason=f"deployed to {target.endpoint} by run {run.id}{approvers}",
+        traffic=target.traffic,
+        probation=target.probation,
+        max_error_rate=target.max_error_rate,
+        port=target.port,
+        run_id=run.id,
+        gate_id=gate.id if gate else None,
+        why=f"deployed to {target.endpoint} by run {run.id}{approvers}",
+        digest=actual,
+        heartbeat=_lease_keeper(store, clock, run.id),
     )
+
+
+@dataclass
+class Deployer:
+    """Changes what an endpoint serves and records each change; one method per operation."""
+
+    store: Store
+    clock: Clock
+    runner: EndpointRunner
+    new_id: Callable[[], str]
+
+    def deploy_version(
+        self,
+        endpoint: str,
+        model: ModelVersionRecord,
+        *,
+        actor: str,
+        traffic: int = 100,
+        probation: float = 0.0,
+        max_error_rate: float = 0.05,
+        port: int | None = None,
+        run_id: str | None = None,
+        gate_id: str | None = None,
+        why: str | None = None,
+        digest: str | None = None,
+        heartbeat: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
+        """Serve ``model`` on ``endpoint``: start the process, or roll over (or canary) in it.
+
+        Refuses a model whose files do not have the registered digest. A version that does
+        not load or fails its warm-up gets no traffic (the error says why); one that fails
+        more than ``max_error_rate`` of its requests during ``probation`` seconds is rolled
+        back, recorded as such, and the error says why. The alias stays where it was.
+        """
+        if not 0 < traffic <= 100:
+            raise SignoffError(f"traffic must be a percent between 1 and 100, not {traffic}")
+        _check_files(model, digest)
+        existing = self.store.get_endpoint(endpoint)
+        live = self._live(existing)
+        previous_id = existing.model_version_id if existing else None
+        if previous_id == model.id:
+            traffic = 100  # the version serves already: nothing to share traffic with
+        note = None
+        if live is None:
+            if traffic < 100 and previous_id is not None:
+                note = "the endpoint was not running: the new version takes all traffic"
+            began = time.monotonic()
+            started = self.runner.start(
+                endpoint,
+                Path(model.path),
+                model.digest,
+                model.label,
+                port or (existing.port if existing else None),
+            )
+            url, port_ = str(started.url), int(started.port)
+            pid: int | None = int(started.pid)
+            result = RolloverResult(model.label, None, {model.label: 100}, time.monotonic() - began)
+            traffic = 100
+        else:
+            url, port_, pid = live.url, live.port, live.pid
+            result = self.runner.rollover(
+                endpoint,
+                url,
+                Path(model.path),
+                model.digest,
+                model.label,
+                traffic=traffic,
+                probation_seconds=probation,
+                max_error_rate=max_error_rate,
+                heartbeat=heartbeat,
+            )
+        kind = DeploymentKind.CANARY if traffic < 100 else DeploymentKind.ROLLOVER
+        self._record(
+            endpoint,
+            model.id,
+            actor,
+            kind,
+            traffic=traffic,
+            previous=previous_id if previous_id != model.id else None,
+            run_id=run_id,
+            gate_id=gate_id,
+            reason=note or why,
+            max_error_rate=max_error_rate if kind is DeploymentKind.CANARY else None,
+        )
+        if result.rolled_back and previous_id is not None:
+            self._record(
+                endpoint,
+                previous_id,
+                "signoff",
+                DeploymentKind.AUTO_ROLLBACK,
+                previous=model.id,
+                run_id=run_id,
+                gate_id=gate_id,
+                reason=result.reason,
+            )
+            raise SignoffError(f"rolled back automatically: {result.reason}")
+        serving = model.id if kind is DeploymentKind.ROLLOVER else previous_id
+        self._save_endpoint(endpoint, url, port_, pid, serving)
+        if kind is DeploymentKind.ROLLOVER:
+            self.store.set_alias(
+                model.name,
+                "champion",
+                model.id,
+                actor=actor,
+                at=self.clock.now(),
+                reason=why or f"deployed to {endpoint} by {actor}",
+            )
+        return _summary(self.store, endpoint, url, model, kind, result, previous_id)
+
+    def promote(self, endpoint: str, *, actor: str) -> dict[str, Any]:
+        """Give the endpoint's canary all traffic, unless it broke its error-rate rule."""
+        live, canary = self._canary(endpoint)
+        model = self.store.get_model_version(canary.model_version_id)
+        state = self.runner.state(endpoint, live.url).version(model.label)
+        if state is None or state.traffic == 0:
+            raise SignoffError(
+                f"the canary {model.label} is not in traffic on {endpoint} (was the endpoint "
+                "restarted?); deploy it again"
+            )
+        rule = canary.max_error_rate
+        if rule is not None and state.requests and state.errors / state.requests > rule:
+            reason = (
+                f"the canary {model.label} failed {state.errors} of {state.requests} requests "
+                f"({state.errors / state.requests:.0%}), above the {rule:.0%} allowed"
+            )
+            kind = DeploymentKind.AUTO_ROLLBACK
+            self._abort_canary(endpoint, live, model, kind, "signoff", reason)
+            raise SignoffError(f"not promoted, canary aborted: {reason}")
+        result = self.runner.rollover(
+            endpoint, live.url, Path(model.path), model.digest, model.label, traffic=100
+        )
+        self._record(
+            endpoint,
+            model.id,
+            actor,
+            DeploymentKind.PROMOTE,
+            previous=live.model_version_id,
+            run_id=canary.run_id,
+            gate_id=canary.gate_id,
+            reason=f"canary promoted by {actor}",
+        )
+        self._save_endpoint(endpoint, live.url, live.port, live.pid, model.id)
+        self.store.set_alias(
+            model.name,
+            "champion",
+            model.id,
+            actor=actor,
+            at=self.clock.now(),
+            reason=f"promoted on {endpoint} by {actor}",
+        )
+        previous = live.model_version_id
+        return _summary(
+            self.store, endpoint, live.url, model, DeploymentKind.PROMOTE, result, previous
+        )
+
+    def rollback(self, endpoint: str, *, actor: str) -> dict[str, Any]:
+        """Return the endpoint to the version it served before (or abort its canary)."""
+        existing = self.store.get_endpoint(endpoint)
+        if existing is None:
+            raise NotFoundError(f"no endpoint {endpoint!r}")
+        live = self._live(existing)
+        rows = self.store.list_deployments(endpoint)
+        if live is not None and rows and rows[-1].kind is DeploymentKind.CANARY:
+            model = self.store.get_model_version(rows[-1].model_version_id)
+            why = f"canary {model.label} aborted by {actor}"
+            result = self._abort_canary(endpoint, live, model, DeploymentKind.ROLLBACK, actor, why)
+            stable = self.store.get_model_version(live.model_version_id or "")
+            kind = DeploymentKind.ROLLBACK
+            return _summary(self.store, endpoint, live.url, stable, kind, result, model.id)
+        target_id = _rollback_target(rows, existing.model_version_id)
+        if target_id is None:
+            raise SignoffError(f"endpoint {endpoint} has no previous version to return to")
+        model = self.store.get_model_version(target_id)
+        _check_files(model, None)
+        if live is None:
+            began = time.monotonic()
+            started = self.runner.start(
+                endpoint, Path(model.path), model.digest, model.label, existing.port
+            )
+            url, port = str(started.url), int(started.port)
+            pid: int | None = int(started.pid)
+            result = RolloverResult(model.label, None, {model.label: 100}, time.monotonic() - began)
+        else:
+            url, port, pid = live.url, live.port, live.pid
+            result = self.runner.rollover(
+                endpoint, url, Path(model.path), model.digest, model.label, traffic=100
+            )
+        self._record(
+            endpoint,
+            model.id,
+            actor,
+            DeploymentKind.ROLLBACK,
+            previous=existing.model_version_id,
+            gate_id=_gate_of(rows, model.id),
+            reason=f"rolled back by {actor}",
+        )
+        self._save_endpoint(endpoint, url, port, pid, model.id)
+        self.store.set_alias(
+            model.name,
+            "champion",
+            model.id,
+            actor=actor,
+            at=self.clock.now(),
+            reason=f"rolled back on {endpoint} by {actor}",
+        )
+        previous = existing.model_version_id
+        return _summary(self.store, endpoint, url, model, DeploymentKind.ROLLBACK, result, previous)
+
+    # ------------------------------------------------------------------ internals
+    def _live(self, existing: EndpointRecord | None) -> EndpointRecord | None:
+        if existing is None or existing.pid is None or existing.state == "stopped":
+            return None
+        return existing if self.runner.is_alive(existing.pid) else None
+
+    def _canary(self, endpoint: str) -> tuple[EndpointRecord, DeploymentRecord]:
+        existing = self.store.get_endpoint(endpoint)
+        if existing is None:
+            raise NotFoundError(f"no endpoint {endpoint!r}")
+        rows = self.store.list_deployments(endpoint)
+        if not rows or rows[-1].kind is not DeploymentKind.CANARY:
+            raise SignoffError(f"endpoint {endpoint} has no canary to promote")
+        live = self._live(existing)
+        if live is None:
+            raise SignoffError(f"endpoint {endpoint} is not running; deploy the canary again")
+        return live, rows[-1]
+
+    def _abort_canary(
+        self,
+        endpoint: str,
+        live: EndpointRecord,
+        canary: ModelVersionRecord,
+        kind: DeploymentKind,
+        actor: str,
+        reason: str,
+    ) -> RolloverResult:
+        stable = self.store.get_model_version(live.model_version_id or "")
+        began = time.monotonic()
+        self.runner.set_traffic(endpoint, live.url, {stable.label: 100})
+        seconds = time.monotonic() - began
+        self.runner.unload(endpoint, live.url, canary.label)
+        self._record(
+            endpoint,
+            stable.id,
+            actor,
+            kind,
+            previous=canary.id,
+            reason=reason,
+        )
+        self._save_endpoint(endpoint, live.url, live.port, live.pid, stable.id)
+        return RolloverResult(stable.label, canary.label, {stable.label: 100}, seconds)
+
+    def _record(
+        self,
+        endpoint: str,
+        model_version_id: str,
+        actor: str,
+        kind: DeploymentKind,
+        *,
+        traffic: int = 100,
+        previous: str | None = None,
+        run_id: str | None = None,
+        gate_id: str | None = None,
+        reason: str | None = None,
+        max_error_rate: float | None = None,
+    ) -> None:
+        rows = self.store.list_deployments(endpoint) if run_id else []
+        if rows and (rows[-1].run_id, rows[-1].model_version_id, rows[-1].kind) == (
+            run_id,
+            model_version_id,
+            kind,
+        ):
+            return  # the same task run deploying again after a crash: recorded already
+        deployment = DeploymentRecord(
+            id=self.new_id(),
+            endpoint=endpoint,
+            model_version_id=model_version_id,
+            run_id=run_id,
+            gate_id=gate_id,
+            deployed_by=actor,
+            at=self.clock.now(),
+            kind=kind,
+            traffic=traffic,
+            previous_model_version_id=previous,
+            reason=reason,
+            max_error_rate=max_error_rate,
+        )
+        self.store.add_deployment(deployment)
+        data = {
+            "deployment_id": deployment.id,
+            "endpoint": endpoint,
+            "kind": kind.value,
+            "model_version_id": model_version_id,
+            "previous_model_version_id": previous,
+            "traffic": traffic,
+            "reason": reason,
+        }
+        self.store.append_audit(
+            [AuditEvent("deployed", run_id, gate_id, actor, data)], at=deployment.at
+        )
+
+    def _save_endpoint(
+        self, endpoint: str, url: str, port: int, pid: int | None, model_version_id: str | None
+    ) -> None:
+        self.store.save_endpoint(
+            EndpointRecord(
+                name=endpoint,
+                url=url,
+                port=port,
+                pid=pid,
+                model_version_id=model_version_id,
+                state="serving",
+                updated_at=self.clock.now(),
+            )
+        )
+
+
+def _lease_keeper(store: Store, clock: Clock, run_id: str) -> Callable[[], None] | None:
+    """Renews the run's lease while a deploy watches a new version (probation may be long).
+
+    The driving process holds the lease and renewed it just before running this task; the
+    renewal keeps the same owner and the same length, at most once every third of it.
+    """
+    owner, expires = store.lease_of(run_id)
+    if owner is None or expires is None:
+        return None
+    ttl = max(expires - clock.now(), 1.0)
+    renewed = [clock.now()]
+
+    def renew() -> None:
+        now = clock.now()
+        if now - renewed[0] >= ttl / 3:
+            store.claim_run(run_id, owner, now=now, ttl=ttl)
+            renewed[0] = now
+
+    return renew
+
+
+def resolve_model_version(store: Store, ref: str) -> ModelVersionRecord:
+    """A model version by id, ``name:vN`` / ``name:N``, or ``name@alias`` (e.g. champion)."""
+    if "@" in ref:
+        name, _, alias = ref.partition("@")
+        version_id = store.aliases(name).get(alias)
+        if version_id is None:
+            raise NotFoundError(f"model {name} has no alias {alias!r}")
+        return store.get_model_version(version_id)
+    match = _LABEL.match(ref)
+    if match:
+        for mv in store.list_model_versions(match["name"]):
+            if mv.version == int(match["version"]):
+                return mv
+        raise NotFoundError(f"no model version {ref}")
+    try:
+        return store.get_model_version(ref)
+    except NotFoundError:
+        raise NotFoundError(
+            f"no model version {ref!r} (give an id, NAME:vN or NAME@ALIAS)"
+        ) from None
+
+
+def approval_of(store: Store, model: ModelVersionRecord) -> GateRecord | None:
+    """The approved gate that reviewed this model version, if any (for the history)."""
+    for gate in store.gates_of_run(model.run_id):
+        if gate.model_version_id != model.id:
+            continue
+        if store.get_task_run(gate.task_run_id).state is TaskRunState.APPROVED:
+            return gate
+    return None
+
+
+def _check_files(model: ModelVersionRecord, digest: str | None) -> None:
+    actual = digest or folder_digest(Path(model.path))
+    if actual != model.digest:
+        raise IntegrityError(
+            f"model {model.label} changed on disk since it was registered (digest "
+            f"{actual[:12]}…, registered {model.digest[:12]}…); refusing to serve it"
+        )
+
+
+def _rollback_target(rows: list[DeploymentRecord], current: str | None) -> str | None:
+    """What served before ``current`` took over (the change that put it in service)."""
+    for row in reversed(rows):
+        if row.kind in _SETS_SERVING and row.model_version_id == current:
+            return row.previous_model_version_id
+    return None
+
+
+def _gate_of(rows: list[DeploymentRecord], model_version_id: str) -> str | None:
+    for row in reversed(rows):
+        if row.model_version_id == model_version_id and row.gate_id:
+            return row.gate_id
+    return None
+
+
+def _summary(
+    store: Store,
+    endpoint: str,
+    url: str,
+    model: ModelVersionRecord,
+    kind: DeploymentKind,
+    result: RolloverResult,
+    previous_id: str | None,
+) -> dict[str, Any]:
+    """What the task result, the CLI and ``--json`` report about one change."""
+    previous = None
+    if previous_id and previous_id != model.id:
+        previous = store.get_model_version(previous_id).label
     return {
-        "endpoint": target.endpoint,
-        "url": started.url,
+        "endpoint": endpoint,
+        "url": url,
         "model_version_id": model.id,
         "model_version": model.label,
         "digest": model.digest,
+        "kind": kind.value,
+        "traffic": result.traffic,
+        "previous_model_version": previous,
+        "switch_seconds": round(result.seconds, 4),
     }
 
 

@@ -87,6 +87,9 @@ class Engine:
     lease_seconds: float = 30.0
     max_lost_attempts: int = 3
     owner: str = field(default_factory=_default_owner)
+    # supersede, auto-approval and notices when a gate opens (the review service, wired in
+    # bootstrap); the gate is already committed when it is called
+    after_gate_opened: Callable[[GateRecord], None] | None = None
     # stops a command a dead driver left running (the executor's knowledge, wired in bootstrap)
     stop_leftover: Callable[[Path, str], bool] = field(default=lambda _work, _id: False)
 
@@ -629,6 +632,12 @@ class _Drive:
             self._index(moved)
             engine.observer.after_task_transition(moved)
             engine.observer.on_gate_opened(gate)
+            if engine.after_gate_opened is not None:
+                engine.after_gate_opened(gate)
+                now = store.get_task_run(tr.id)  # an auto-approval may have decided it
+                if now.state is not moved.state:
+                    self._index(now)
+                    engine.observer.after_task_transition(now)
             return
         self._move(tr, _T.RUNNING, None, via=(_T.QUEUED,), changes={"started_at": self._now()})
         tr = self.trs[tr.id]
@@ -696,9 +705,7 @@ def _snapshot_code(src: Path, dest: Path, *, skip: Path) -> None:
         dirs[:] = sorted(
             d
             for d in dirs
-            if d not in _CODE_SKIP
-            and not d.startswith(".")
-            and (Path(root) / d).resolve() != home
+            if d not in _CODE_SKIP and not d.startswith(".") and (Path(root) / d).resolve() != home
         )
         rel = Path(root).relative_to(src)
         for name in sorted(files):

@@ -1,7 +1,8 @@
-"""Deciding a gate: one function for every channel (CLI now; API and e-mail links later).
+"""Deciding a gate: one function for every channel (CLI, REST API, e-mail link, rule).
 
-Eligibility is checked at decision time against the gate's policy; a refused attempt is
-recorded; the decision and the gate's new state are written in one transaction with a
+Eligibility is checked at decision time against the gate's policy (targets, groups,
+self-approval); a refused attempt is recorded and audited; the decision, the gate's new state,
+the audit entry and (for a link) the link's single use are written in one transaction with a
 compare-and-set, so concurrent decisions yield exactly one outcome.
 """
 
@@ -10,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from signoff.domain.gates import check_decider, outcome_of
+from signoff.domain.gates import check_decider, outcome_of, required_approvals
 from signoff.domain.ports import Clock, Store
-from signoff.domain.records import DecisionRecord, GateRecord, TaskRunRecord
+from signoff.domain.records import AuditEvent, DecisionRecord, GateRecord, TaskRunRecord
 from signoff.domain.states import TaskRunState
 from signoff.errors import (
     ConflictError,
@@ -22,9 +23,9 @@ from signoff.errors import (
     SignoffError,
 )
 
-__all__ = ["DecisionResult", "decide", "open_gate_of_run"]
+__all__ = ["DecisionResult", "decide", "decide_gate", "open_gate_of_run"]
 
-_MAX_ATTEMPTS = 20
+_MAX_ATTEMPTS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ class DecisionResult:
     decision: DecisionRecord
     state: TaskRunState
     approvals: int
+    required: int
 
 
 def open_gate_of_run(store: Store, run_id: str) -> tuple[GateRecord, TaskRunRecord]:
@@ -48,7 +50,8 @@ def open_gate_of_run(store: Store, run_id: str) -> tuple[GateRecord, TaskRunReco
         if tr.state is TaskRunState.WAITING_FOR_APPROVAL:
             return gate, tr
     last = store.get_task_run(gates[-1].task_run_id)
-    raise GateClosedError(f"the gate of run {run.id} is already decided: {last.state}")
+    why = f" ({last.reason})" if last.reason else ""
+    raise GateClosedError(f"the gate of run {run.id} is already decided: {last.state}{why}")
 
 
 def decide(
@@ -64,50 +67,124 @@ def decide(
 ) -> DecisionResult:
     """Record ``actor``'s approval or rejection of the run's open gate, under its policy."""
     gate, tr = open_gate_of_run(store, run_id)
-    verdict = check_decider(gate, actor)
-    if not verdict.allowed:
-        store.add_refusal(
-            DecisionRecord(
-                id=new_id(),
-                gate_id=gate.id,
-                actor=actor,
-                decision="refused",
-                comment=verdict.reason,
-                channel=channel,
-                at=clock.now(),
-                model_digest=gate.model_digest,
-                report_digest=gate.report_digest,
+    return decide_gate(
+        store,
+        clock,
+        gate,
+        tr,
+        actor=actor,
+        approve=approve,
+        comment=comment,
+        channel=channel,
+        new_id=new_id,
+    )
+
+
+def decide_gate(
+    store: Store,
+    clock: Clock,
+    gate: GateRecord,
+    tr: TaskRunRecord,
+    *,
+    actor: str,
+    approve: bool,
+    comment: str | None,
+    channel: str,
+    new_id: Callable[[], str],
+    link_token_hash: str | None = None,
+    check_eligibility: bool = True,
+) -> DecisionResult:
+    """Decide one gate. ``check_eligibility=False`` only for the gate's own rule (auto-approve)."""
+    groups = store.groups()
+    if check_eligibility:
+        verdict = check_decider(gate, actor, groups)
+        if not verdict.allowed:
+            at = clock.now()
+            store.add_refusal(
+                DecisionRecord(
+                    id=new_id(),
+                    gate_id=gate.id,
+                    actor=actor,
+                    decision="refused",
+                    comment=verdict.reason,
+                    channel=channel,
+                    at=at,
+                    model_digest=gate.model_digest,
+                    report_digest=gate.report_digest,
+                ),
+                audit=[
+                    AuditEvent(
+                        "refused",
+                        gate.run_id,
+                        gate.id,
+                        actor,
+                        {"channel": channel, "reason": verdict.reason, "wanted": _verb(approve)},
+                    )
+                ],
             )
-        )
-        raise NotATargetError(f"refused: {verdict.reason}")
+            raise NotATargetError(f"refused: {verdict.reason}")
     if not approve and gate.require_comment_on_reject and not (comment or "").strip():
         raise SignoffError("a rejection needs a comment (--comment) under this gate's policy")
+    need = required_approvals(gate, groups)
     for _ in range(_MAX_ATTEMPTS):
         if tr.state is not TaskRunState.WAITING_FOR_APPROVAL:
-            raise GateClosedError(f"the gate is already decided: {tr.state}")
+            why = f" ({tr.reason})" if tr.reason else ""
+            raise GateClosedError(f"the gate is already decided: {tr.state}{why}")
         decisions = store.list_decisions(gate.id)
         decision = DecisionRecord(
             id=new_id(),
             gate_id=gate.id,
             actor=actor,
-            decision="approve" if approve else "reject",
+            decision=_verb(approve),
             comment=comment,
             channel=channel,
             at=clock.now(),
             model_digest=gate.model_digest,
             report_digest=gate.report_digest,
         )
-        new_state = outcome_of(gate, [*decisions, decision])
+        counted = [*decisions, decision]
+        new_state = outcome_of(gate, counted, groups)
+        approvals = len({d.actor for d in counted if d.decision == "approve"})
         reason = None
         if new_state is not None:
             reason = f"{'approved' if approve else 'rejected'} by {actor}" + (
                 f": {comment}" if comment else ""
             )
+        audit = [
+            AuditEvent(
+                "decided",
+                gate.run_id,
+                gate.id,
+                actor,
+                {
+                    "decision": decision.decision,
+                    "comment": comment,
+                    "channel": channel,
+                    "model_digest": gate.model_digest,
+                    "report_digest": gate.report_digest,
+                    "approvals": approvals,
+                    "required": need,
+                    "gate_state": (new_state or tr.state).value,
+                },
+            )
+        ]
         try:
-            tr = store.add_decision(decision, tr, new_state, reason=reason)
-        except ConflictError:
+            tr = store.add_decision(
+                decision,
+                tr,
+                new_state,
+                reason=reason,
+                audit=audit,
+                link_token_hash=link_token_hash,
+            )
+        except ConflictError as exc:
+            if "link" in str(exc):
+                raise GateClosedError("this link was already used") from exc
             tr = store.get_task_run(tr.id)
             continue
-        approvals = len({d.actor for d in [*decisions, decision] if d.decision == "approve"})
-        return DecisionResult(gate, decision, tr.state, approvals)
+        return DecisionResult(gate, decision, tr.state, approvals, need)
     raise ConflictError("the gate is too busy; try again")
+
+
+def _verb(approve: bool) -> str:
+    return "approve" if approve else "reject"

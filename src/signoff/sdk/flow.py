@@ -252,12 +252,17 @@ class Flow:
         *,
         conditions: Sequence[Mapping[str, Any] | ConditionSpec],
         after: TaskRef | str | Iterable[TaskRef | str] = (),
+        compare_to: Literal["champion"] | None = None,
+        evaluate: str | None = None,
+        min_improvement: float | None = None,
         description: str | None = None,
     ) -> TaskRef:
         """Add a task that picks the best upstream task run by ``conditions``.
 
         Each condition is ``{"tag_key": ..., "objective": "max" | "min", "target": ...}`` (or
         a :class:`~signoff.domain.specs.ConditionSpec`); the first ranks, the others break ties.
+        With ``compare_to="champion"`` the winner must also beat the model in production by
+        ``min_improvement``, both scored by the ``evaluate`` command when one is given.
         """
         keys = _drop_none(
             {
@@ -266,6 +271,9 @@ class Flow:
                 "description": description,
                 "depends_on": _names(after),
                 "conditions": [_condition(c) for c in conditions],
+                "compare_to": compare_to,
+                "evaluate": evaluate,
+                "min_improvement": min_improvement,
             }
         )
         return self._append(_Entry(name, keys, _Where.caller()))
@@ -280,9 +288,15 @@ class Flow:
         timeout: Duration | None = None,
         allow_self_approval: bool | None = None,
         require_comment_on_reject: bool | None = None,
+        remind_every: Duration | None = None,
+        supersede: bool | None = None,
+        auto_approve_if: Mapping[str, Any] | None = None,
         description: str | None = None,
     ) -> TaskRef:
-        """Add a human-validation gate: ``target`` people (or ``group:NAME``) approve or reject."""
+        """Add a human-validation gate: ``target`` people (or ``group:NAME``) approve or reject.
+
+        The policy keys are those of a flow file (see docs/gates.md).
+        """
         keys = _drop_none(
             {
                 "title": name,
@@ -294,6 +308,9 @@ class Flow:
                 "timeout": _seconds(timeout),
                 "allow_self_approval": allow_self_approval,
                 "require_comment_on_reject": require_comment_on_reject,
+                "remind_every": _seconds(remind_every),
+                "supersede": supersede,
+                "auto_approve_if": dict(auto_approve_if) if auto_approve_if else None,
             }
         )
         return self._append(_Entry(name, keys, _Where.caller()))

@@ -1,21 +1,37 @@
-"""The HTTP surface of one model endpoint: predict, health, version and Prometheus metrics.
+"""The HTTP surface of one model endpoint: predict, feedback, health, version, metrics, admin.
 
-Every request body is parsed and checked here before the model sees it: bad input gets a 4xx
-with a one-line ``detail``, never a 500.
+Every request body is parsed and checked before a model sees it: bad input gets a 4xx with
+a one-line ``detail``, never a 500. A request picks its model version once, when it
+arrives (by the traffic split), and is answered by that version to the end.
 """
 
 from __future__ import annotations
 
-import bisect
+import asyncio
 import json
+import math
+import sys
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
+from signoff.errors import NotFoundError
 from signoff.registry.flavors import LoadedModel, SignatureError
+from signoff.serving.admin import add_admin_routes
+from signoff.serving.bodies import (
+    MAX_BODY_BYTES,
+    MAX_ROWS,
+    BadRequestError,
+    read_json,
+    read_rows,
+    validation_reason,
+)
+from signoff.serving.metrics import LATENCY_BUCKETS, render_metrics
+from signoff.serving.predictions import PredictionLog
+from signoff.serving.versions import Router, ServedVersion, warm_up
 
 __all__ = [
     "LATENCY_BUCKETS",
@@ -25,95 +41,36 @@ __all__ = [
     "warm_up",
 ]
 
-MAX_BODY_BYTES = 1 << 20  # 1 MiB
-MAX_ROWS = 10_000
-LATENCY_BUCKETS: tuple[float, ...] = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
-
 _JSON = "application/json"
 _PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
-_SHAPE_HINT = 'expected {"rows": [...]}, {"columns": {...}} or a JSON list of row objects'
+_FEEDBACK_BODY_BYTES = 64 * 1024
+_FAILURE_LOG_EVERY = 1000  # a failing model logs its first failure, then one line per 1000
 
 
-class _BadRequestError(Exception):
-    """A request that is answered with ``status`` and ``detail`` before the model sees it."""
+class _Feedback(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
+    prediction_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    label: StrictBool | int | float | StrictStr
 
 
-class _Metrics:
-    """Counters and a latency histogram for ``/predict``, rendered in Prometheus text format."""
+def create_app(
+    name: str,
+    model: LoadedModel,
+    model_version: str,
+    digest: str,
+    *,
+    model_dir: str | None = None,
+    admin_token: str | None = None,
+    prediction_log: PredictionLog | None = None,
+) -> FastAPI:
+    """Build the endpoint app around its first model; runs the warm-up prediction first.
 
-    def __init__(self, endpoint: str, version: str, digest: str) -> None:
-        self._labels = f'endpoint="{_escape(endpoint)}",version="{_escape(version)}"'
-        self._info = f'{self._labels},digest="{_escape(digest)}"'
-        self._requests: dict[int, int] = {}
-        self._buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # last one is +Inf
-        self._sum = 0.0
-        self._count = 0
-
-    def observe(self, status: int, seconds: float) -> None:
-        self._requests[status] = self._requests.get(status, 0) + 1
-        # Prometheus buckets are "less than or equal": bisect_left finds the first bound >= value.
-        self._buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self._sum += seconds
-        self._count += 1
-
-    def render(self) -> str:
-        lines = [
-            "# HELP signoff_requests_total Prediction requests by HTTP status.",
-            "# TYPE signoff_requests_total counter",
-        ]
-        for status in sorted(self._requests):
-            lines.append(
-                f'signoff_requests_total{{{self._labels},status="{status}"}} '
-                f"{self._requests[status]}"
-            )
-        lines += [
-            "# HELP signoff_request_latency_seconds Time spent answering /predict.",
-            "# TYPE signoff_request_latency_seconds histogram",
-        ]
-        cumulative = 0
-        bounds = [*(f"{b:g}" for b in LATENCY_BUCKETS), "+Inf"]
-        for bound, n in zip(bounds, self._buckets, strict=True):
-            cumulative += n
-            lines.append(
-                f'signoff_request_latency_seconds_bucket{{{self._labels},le="{bound}"}} '
-                f"{cumulative}"
-            )
-        lines += [
-            f"signoff_request_latency_seconds_sum{{{self._labels}}} {self._sum!r}",
-            f"signoff_request_latency_seconds_count{{{self._labels}}} {self._count}",
-            "# HELP signoff_model_info The model this endpoint serves.",
-            "# TYPE signoff_model_info gauge",
-            f"signoff_model_info{{{self._info}}} 1",
-        ]
-        return "\n".join(lines) + "\n"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def warm_up(model: LoadedModel) -> None:
-    """Predict once for a row of zeros (``False`` for booleans) so the first request is fast."""
-    row = {f.name: (False if f.dtype == "bool" else 0) for f in model.meta.signature}
-    model.predict(model.rows_to_matrix([row]))
-
-
-def create_app(name: str, model: LoadedModel, model_version: str, digest: str) -> FastAPI:
-    """Build the endpoint app for a loaded model; runs the warm-up prediction first."""
+    ``admin_token`` turns the ``/admin`` API on; ``prediction_log`` logs sampled requests
+    (their answers then carry ``prediction_ids``).
+    """
     warm_up(model)
-    metrics = _Metrics(name, model_version, digest)
-    version_body = {
-        "endpoint": name,
-        "model_version": model_version,
-        "digest": digest,
-        "flavor": model.meta.flavor,
-        "signature": [{"name": f.name, "dtype": f.dtype} for f in model.meta.signature],
-    }
+    router = Router(ServedVersion(model_version, digest, model, model_dir))
     app = FastAPI(
         title=f"signoff endpoint {name}",
         docs_url=None,
@@ -124,110 +81,100 @@ def create_app(name: str, model: LoadedModel, model_version: str, digest: str) -
     @app.post("/predict")
     async def predict(request: Request) -> Response:
         started = time.perf_counter()
+        served = router.pick()
+        served.in_flight += 1
         try:
-            rows = await _read_rows(request)
-            try:
-                matrix = model.rows_to_matrix(rows)
-            except SignatureError as exc:
-                raise _BadRequestError(422, str(exc)) from None
-            except OverflowError:
-                raise _BadRequestError(422, "a number is too large") from None
-            predictions = model.predict(matrix)
-            body = json.dumps(
-                {"predictions": predictions, "model_version": model_version, "endpoint": name},
-                allow_nan=False,
-            ).encode()
-            response = Response(body, media_type=_JSON)
-        except _BadRequestError as exc:
-            response = JSONResponse({"detail": exc.detail}, status_code=exc.status)
-        except Exception:  # the model itself failed on checked input: count it, then re-raise
-            metrics.observe(500, time.perf_counter() - started)
-            raise
-        metrics.observe(response.status_code, time.perf_counter() - started)
+            response = await _answer(request, name, served, started, prediction_log)
+        finally:
+            served.in_flight -= 1
+        served.metrics.observe(response.status_code, time.perf_counter() - started)
         return response
+
+    @app.post("/feedback")
+    async def feedback(request: Request) -> Response:
+        if prediction_log is None:
+            return _error(404, "prediction logging is off on this endpoint: no prediction ids")
+        try:
+            body = _Feedback.model_validate(await read_json(request, _FEEDBACK_BODY_BYTES))
+        except BadRequestError as exc:
+            return _error(exc.status, exc.detail)
+        except ValidationError as exc:
+            return _error(422, validation_reason(exc))
+        if isinstance(body.label, float) and not math.isfinite(body.label):
+            return _error(422, "label must be finite")
+        try:
+            await asyncio.to_thread(prediction_log.add_feedback, body.prediction_id, body.label)
+        except NotFoundError:
+            return _error(404, f"no logged prediction {body.prediction_id}")
+        except Exception as exc:  # the store is unreachable: the client may retry
+            return _error(503, f"cannot store feedback now: {type(exc).__name__}")
+        return JSONResponse({"prediction_id": body.prediction_id, "stored": True}, 201)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
-        # The app only exists once warm-up passed, so being reachable means being ready.
-        return {"status": "ready", "model_version": model_version}
+        # The app only exists once a model answered its warm-up, so reachable means ready.
+        return {"status": "ready", "model_version": router.primary.label}
 
     @app.get("/version")
     async def version() -> dict[str, Any]:
-        return version_body
+        return router.primary.describe(name)
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
-        return Response(metrics.render(), media_type=_PROMETHEUS)
+        counts = prediction_log.counts() if prediction_log is not None else None
+        return Response(render_metrics(name, router.metrics_rows(), counts), media_type=_PROMETHEUS)
 
+    add_admin_routes(app, router, name, admin_token)
     return app
 
 
-async def _read_rows(request: Request) -> Sequence[Mapping[str, Any]]:
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";", 1)[0].strip().lower() != _JSON:
-        raise _BadRequestError(415, "content type must be application/json")
-    raw = await _read_body(request)
+async def _answer(
+    request: Request,
+    endpoint: str,
+    served: ServedVersion,
+    started: float,
+    log: PredictionLog | None,
+) -> Response:
     try:
-        payload = json.loads(raw)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, huge ints
-        raise _BadRequestError(400, f"malformed JSON: {exc}") from None
-    rows = _rows_of(payload)
-    if not rows:
-        raise _BadRequestError(422, "no rows to predict")
-    return rows
+        rows = await read_rows(request)
+        try:
+            matrix = served.model.rows_to_matrix(rows)
+        except SignatureError as exc:
+            raise BadRequestError(422, str(exc)) from None
+        except OverflowError:
+            raise BadRequestError(422, "a number is too large") from None
+    except BadRequestError as exc:
+        return _error(exc.status, exc.detail)
+    try:
+        predictions = served.model.predict(matrix)
+        answer: dict[str, Any] = {
+            "predictions": predictions,
+            "model_version": served.label,
+            "endpoint": endpoint,
+        }
+        if log is not None:
+            ids = None
+            if log.sampled():
+                latency_ms = (time.perf_counter() - started) * 1000
+                ids = log.record(served.label, rows, predictions, latency_ms)
+            answer["prediction_ids"] = ids
+        body = json.dumps(answer, allow_nan=False).encode()
+    except Exception as exc:  # the model failed on checked input: counted as its error
+        _report_failure(endpoint, served, exc)
+        return _error(500, f"model {served.label} failed: {type(exc).__name__}")
+    return Response(body, media_type=_JSON)
 
 
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise _BadRequestError(400, "invalid Content-Length")
-        if int(declared) > MAX_BODY_BYTES:
-            raise _BadRequestError(413, f"body larger than {MAX_BODY_BYTES} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _BadRequestError(413, f"body larger than {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _report_failure(endpoint: str, served: ServedVersion, exc: Exception) -> None:
+    if served.failures_logged % _FAILURE_LOG_EVERY == 0:
+        print(
+            f"signoff.serving[{endpoint}]: {served.label} failed on a request "
+            f"({served.failures_logged + 1} so far): {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+            flush=True,
+        )
+    served.failures_logged += 1
 
 
-def _rows_of(payload: object) -> Sequence[Mapping[str, Any]]:
-    if isinstance(payload, list):
-        return _checked_count(payload)
-    if not isinstance(payload, dict) or len(payload) != 1:
-        raise _BadRequestError(422, _SHAPE_HINT)
-    if "rows" in payload:
-        rows = payload["rows"]
-        if not isinstance(rows, list):
-            raise _BadRequestError(422, '"rows" must be a list of row objects')
-        return _checked_count(rows)
-    if "columns" in payload:
-        return _rows_from_columns(payload["columns"])
-    raise _BadRequestError(422, _SHAPE_HINT)
-
-
-def _rows_from_columns(columns: object) -> list[dict[str, Any]]:
-    if not isinstance(columns, dict):
-        raise _BadRequestError(422, '"columns" must be an object of feature -> list of values')
-    lengths = set()
-    for key, values in columns.items():
-        if not isinstance(values, list):
-            raise _BadRequestError(422, f"column {key} must be a list of values")
-        lengths.add(len(values))
-    if len(lengths) > 1:
-        raise _BadRequestError(422, "all columns must have the same length")
-    n = lengths.pop() if lengths else 0
-    if n > MAX_ROWS:
-        raise _BadRequestError(413, f"more than {MAX_ROWS} rows")
-    names = list(columns)
-    rows = zip(*columns.values(), strict=True)  # lengths were checked above
-    return [dict(zip(names, values, strict=True)) for values in rows]
-
-
-def _checked_count(rows: list[Any]) -> list[Any]:
-    if len(rows) > MAX_ROWS:
-        raise _BadRequestError(413, f"more than {MAX_ROWS} rows")
-    return rows
+def _error(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)

@@ -218,6 +218,35 @@ deployments = Table(
     Column("gate_id", String(32), nullable=True),
     Column("deployed_by", String(200), nullable=False),
     Column("at", Float, nullable=False),
+    # rollover | canary | promote | rollback | auto-rollback (0004)
+    Column("kind", String(32), nullable=False, server_default="rollover"),
+    Column("traffic", Integer, nullable=False, server_default="100"),
+    Column("previous_model_version_id", String(32), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("max_error_rate", Float, nullable=True),
 )
 
 Index("ix_task_runs_state", task_runs.c.state)
+
+# Sampled predictions of endpoint processes, written in batches off the request path (0004).
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("endpoint", String(200), nullable=False, index=True),
+    Column("model_version", String(200), nullable=False),
+    Column("at", Float, nullable=False, index=True),
+    Column("inputs", JSON, nullable=False),
+    Column("output", JSON, nullable=True),
+    Column("latency_ms", Float, nullable=False),
+)
+
+# Ground-truth labels for logged predictions; append-only (0004).
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("prediction_id", String(32), ForeignKey("predictions.id"), nullable=False, index=True),
+    Column("label", JSON, nullable=False),
+    Column("at", Float, nullable=False),
+)

@@ -22,5 +22,8 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine) -> None:
-    """Apply every migration not yet applied; safe to call on an up-to-date database."""
-    command.upgrade(alembic_config(engine), "head")
+    """Apply every migration not yet applied; safe to call on an up-to-date database.
+
+    ``heads``: independent lines of migrations (each from a common parent) all apply.
+    """
+    command.upgrade(alembic_config(engine), "heads")

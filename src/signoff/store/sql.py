@@ -12,8 +12,7 @@ import dataclasses
 import functools
 import itertools
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,16 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from signoff.domain.records import (
     ArtifactRecord,
+    AuditEvent,
     DecisionRecord,
+    DeploymentKind,
     DeploymentRecord,
     EndpointRecord,
+    FeedbackRecord,
     GateRecord,
     MetricRecord,
     ModelVersionRecord,
+    PredictionRecord,
     RunRecord,
     TaskOutputs,
     TaskRunRecord,
@@ -43,10 +46,11 @@ from signoff.domain.states import (
 )
 from signoff.errors import ConflictError, NotFoundError
 from signoff.store import _tables as t
+from signoff.store._base import WRITE as _WRITE
+from signoff.store._governance import GovernanceStore
 
 __all__ = ["SqlStore", "create_sql_engine", "open_store"]
 
-_WRITE = "signoff_write"
 _TASK_RUN_CHANGES = {
     "exit_code",
     "started_at",
@@ -212,43 +216,14 @@ def _endpoint(row: Row[Any]) -> EndpointRecord:
     )
 
 
-class SqlStore:
+class SqlStore(GovernanceStore):
     """The Store port on a SQLAlchemy engine."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        super().__init__(engine)
         self._json_columns = frozenset(
             c.name for c in t.task_runs.columns if isinstance(c.type, sa.JSON)
         )
-
-    @property
-    def url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    @contextmanager
-    def _tx(self) -> Iterator[Connection]:
-        """A writing transaction: committed when the block ends, rolled back on error."""
-        with self.engine.connect() as conn:
-            conn.info[_WRITE] = True
-            try:
-                with conn.begin():
-                    yield conn
-            finally:
-                conn.info.pop(_WRITE, None)
-
-    def _one(self, query: sa.Select[Any], what: str) -> Row[Any]:
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        if row is None:
-            raise NotFoundError(f"no {what}")
-        return row
-
-    def _all(self, query: sa.Select[Any]) -> list[Row[Any]]:
-        with self.engine.connect() as conn:
-            return list(conn.execute(query).all())
 
     # ----------------------------------------------------------------- flows and runs
     def save_flow(self, spec: FlowSpec, source: str | None) -> None:
@@ -344,25 +319,36 @@ class SqlStore:
         reason: str | None = None,
         actor: str | None = None,
     ) -> RunRecord:
+        with self._tx() as conn:
+            return self._transition_run_in(conn, run, new, at, reason, actor)
+
+    def _transition_run_in(
+        self,
+        conn: Connection,
+        run: RunRecord,
+        new: RunState,
+        at: float,
+        reason: str | None,
+        actor: str | None,
+    ) -> RunRecord:
         check_run_transition(run.state, new)
         values: dict[str, Any] = {"state": new.value, "version": run.version + 1, "updated_at": at}
         if new.is_terminal:
             values["ended_at"] = at
         if reason is not None:
             values["reason"] = reason
-        with self._tx() as conn:
-            res = conn.execute(
-                t.runs.update()
-                .where(
-                    t.runs.c.id == run.id,
-                    t.runs.c.state == run.state.value,
-                    t.runs.c.version == run.version,
-                )
-                .values(**values)
+        res = conn.execute(
+            t.runs.update()
+            .where(
+                t.runs.c.id == run.id,
+                t.runs.c.state == run.state.value,
+                t.runs.c.version == run.version,
             )
-            if res.rowcount != 1:
-                raise ConflictError(f"run {run.id} changed meanwhile; {new} not applied")
-            self._append_transition(conn, run.id, "run", run.id, run.state, new, at, reason, actor)
+            .values(**values)
+        )
+        if res.rowcount != 1:
+            raise ConflictError(f"run {run.id} changed meanwhile; {new} not applied")
+        self._append_transition(conn, run.id, "run", run.id, run.state, new, at, reason, actor)
         return dataclasses.replace(
             run,
             state=new,
@@ -698,15 +684,56 @@ class SqlStore:
         return {r.alias: r.model_version_id for r in self._all(q)}
 
     # ------------------------------------------------------------------------- gates
-    def open_gate(self, gate: GateRecord, task_run: TaskRunRecord, *, at: float) -> TaskRunRecord:
+    def open_gate(
+        self,
+        gate: GateRecord,
+        task_run: TaskRunRecord,
+        *,
+        at: float,
+        policy: dict[str, Any] | None = None,
+        audit: Sequence[AuditEvent] = (),
+    ) -> TaskRunRecord:
+        """Record the gate and its policy, move its task run to waiting, audit: one transaction."""
         values = dataclasses.asdict(gate)
         values["targets"] = list(gate.targets)
         values["quorum"] = str(gate.quorum)
         with self._tx() as conn:
             conn.execute(t.gates.insert().values(**values))
-            return self._transition_task_run(
+            self._save_gate_policy(conn, gate.id, policy or {})
+            moved = self._transition_task_run(
                 conn, task_run, TaskRunState.WAITING_FOR_APPROVAL, at, "gate opened", None, None
             )
+            self._append_audit(conn, at, audit)
+            return moved
+
+    def waiting_gates(self) -> list[GateRecord]:
+        """Every gate whose task run waits for a decision (for the timers)."""
+        q = (
+            sa.select(t.gates)
+            .join(t.task_runs, t.task_runs.c.id == t.gates.c.task_run_id)
+            .where(t.task_runs.c.state == TaskRunState.WAITING_FOR_APPROVAL.value)
+            .order_by(t.gates.c.opened_at)
+        )
+        return [_gate(r) for r in self._all(q)]
+
+    def close_gate(
+        self,
+        task_run: TaskRunRecord,
+        new_state: TaskRunState,
+        run: RunRecord,
+        run_state: RunState | None,
+        *,
+        at: float,
+        reason: str,
+        actor: str | None,
+        audit: Sequence[AuditEvent] = (),
+    ) -> None:
+        """End a gate without a decision (expired, superseded, cancelled) and its run, audited."""
+        with self._tx() as conn:
+            self._transition_task_run(conn, task_run, new_state, at, reason, actor, None)
+            if run_state is not None:
+                self._transition_run_in(conn, run, run_state, at, reason, actor)
+            self._append_audit(conn, at, audit)
 
     def get_gate(self, gate_id: str) -> GateRecord:
         return _gate(self._one(sa.select(t.gates).where(t.gates.c.id == gate_id), "gate"))
@@ -730,8 +757,13 @@ class SqlStore:
         new_state: TaskRunState | None,
         *,
         reason: str | None = None,
+        audit: Sequence[AuditEvent] = (),
+        link_token_hash: str | None = None,
     ) -> TaskRunRecord:
         """Append a decision; the gate's task run is compare-and-set in the same transaction.
+
+        The audit entry and (for an e-mailed link) the link's single use are written in that
+        transaction too: a decision whose audit entry cannot be written does not happen.
 
         Even a decision that does not settle the gate bumps the task run's version, so two
         decisions computed from the same view cannot both count: the second one conflicts.
@@ -755,11 +787,15 @@ class SqlStore:
                     conn, task_run, new_state, decision.at, reason, decision.actor, None
                 )
             conn.execute(t.decisions.insert().values(**dataclasses.asdict(decision)))
+            if link_token_hash is not None:
+                self._use_link_token(conn, link_token_hash, decision.at)
+            self._append_audit(conn, decision.at, audit)
         return updated
 
-    def add_refusal(self, decision: DecisionRecord) -> None:
+    def add_refusal(self, decision: DecisionRecord, audit: Sequence[AuditEvent] = ()) -> None:
         with self._tx() as conn:
             conn.execute(t.decisions.insert().values(**dataclasses.asdict(decision)))
+            self._append_audit(conn, decision.at, audit)
 
     # --------------------------------------------------------------------- endpoints
     def get_endpoint(self, name: str) -> EndpointRecord | None:
@@ -793,9 +829,50 @@ class SqlStore:
                 gate_id=r.gate_id,
                 deployed_by=r.deployed_by,
                 at=r.at,
+                kind=DeploymentKind(r.kind),
+                traffic=r.traffic,
+                previous_model_version_id=r.previous_model_version_id,
+                reason=r.reason,
+                max_error_rate=r.max_error_rate,
             )
             for r in self._all(q)
         ]
+
+    # ------------------------------------------------------- prediction log, feedback
+    def add_predictions(self, predictions: Sequence[PredictionRecord]) -> None:
+        """Append logged predictions (one batch, one transaction)."""
+        if predictions:
+            with self._tx() as conn:
+                conn.execute(t.predictions.insert(), [dataclasses.asdict(p) for p in predictions])
+
+    def list_predictions(self, endpoint: str, limit: int = 100) -> list[PredictionRecord]:
+        """The latest logged predictions of an endpoint, newest first."""
+        q = (
+            sa.select(t.predictions)
+            .where(t.predictions.c.endpoint == endpoint)
+            .order_by(t.predictions.c.at.desc())
+            .limit(limit)
+        )
+        return [PredictionRecord(**r._mapping) for r in self._all(q)]
+
+    def add_feedback(self, feedback: FeedbackRecord) -> None:
+        """Store a label for a logged prediction; NotFoundError when the id is unknown."""
+        with self._tx() as conn:
+            known = conn.execute(
+                sa.select(t.predictions.c.id).where(t.predictions.c.id == feedback.prediction_id)
+            ).first()
+            if known is None:
+                raise NotFoundError(f"no prediction {feedback.prediction_id!r}")
+            conn.execute(t.feedback.insert().values(**dataclasses.asdict(feedback)))
+
+    def list_feedback(self, prediction_ids: Sequence[str]) -> list[FeedbackRecord]:
+        """Labels given for these predictions, oldest first."""
+        q = (
+            sa.select(t.feedback)
+            .where(t.feedback.c.prediction_id.in_(list(prediction_ids)))
+            .order_by(t.feedback.c.id)
+        )
+        return [FeedbackRecord(r.prediction_id, r.label, r.at) for r in self._all(q)]
 
 
 # The hot path (two transitions per task run) skips statement compilation: plain SQL, built

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Engine
 
-from signoff.store._tables import metadata
+from signoff.store.schema import metadata
 
 config = context.config
 engine: Engine = config.attributes["engine"]

@@ -1,0 +1,407 @@
+"""Serving commands: deploy, rollback, promote, and ``endpoints history`` / ``endpoints export``.
+
+They register on the Typer objects of :mod:`signoff.cli.commands` when this module is
+imported. ``deploy``, ``rollback`` and ``promote`` change what an endpoint serves through
+the same code as the deploy task (:class:`signoff.engine.deploy.Deployer`): digest check,
+load beside, warm-up, atomic switch, and one recorded deployment per change.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import io
+import re
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from ruamel.yaml import YAML
+
+from signoff.bootstrap import App, build_app
+from signoff.cli.commands import JsonOpt, app, endpoints_app, out
+from signoff.cli.commands import _print_json as print_json
+from signoff.cli.commands import _settings as read_settings
+from signoff.cli.commands import _user as settings_user
+from signoff.domain.ports import Store
+from signoff.domain.records import EndpointRecord, ModelVersionRecord
+from signoff.engine.deploy import Deployer, approval_of, resolve_model_version
+from signoff.engine.engine import new_id
+from signoff.errors import NotFoundError, SignoffError
+
+__all__ = ["build_manifests"]
+
+ActorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as", help="Who does it: an admin (default: SIGNOFF_USER or your login), recorded."
+    ),
+]
+_CONTAINER_PORT = 8080
+_IMAGE = "python:3.11-slim"
+_PLACEHOLDER = "REPLACE-ME"
+
+
+def _deployer(app_: App) -> Deployer:
+    return Deployer(app_.store, app_.engine.clock, app_.endpoints, new_id)
+
+
+def _actor(app_: App, as_user: str | None) -> str:
+    """Who changes an endpoint: an admin, or on a laptop without accounts the local user."""
+    actor = as_user or settings_user(read_settings())
+    if not app_.store.list_users():
+        return actor
+    user = app_.store.get_user(actor)
+    if user is None or not user.active or "admin" not in user.roles:
+        raise SignoffError(f"{actor} may not change endpoints: that takes the admin role")
+    return actor
+
+
+def _print_change(verb: str, result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(result)
+        return
+    split = ", ".join(f"{v} {p}%" for v, p in result["traffic"].items())
+    before = result["previous_model_version"]
+    out.print(
+        f"endpoint [bold]{result['endpoint']}[/] {verb} {result['model_version']}"
+        + (f" (before: {before})" if before else "")
+        + f"; traffic: {split}; switched in {result['switch_seconds']:.3f}s; {result['url']}"
+    )
+
+
+# --------------------------------------------------------------------- changes
+@app.command("deploy")
+def deploy_command(
+    endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
+    model_version: Annotated[str, typer.Argument(help="Model version: id, NAME:vN or NAME@ALIAS.")],
+    traffic: Annotated[
+        int, typer.Option(help="Percent of requests for it; below 100 makes a canary.")
+    ] = 100,
+    probation: Annotated[
+        float, typer.Option(help="Seconds to watch its error rate after the switch.")
+    ] = 0.0,
+    max_error_rate: Annotated[
+        float, typer.Option(help="Error rate (0..1) above which it is rolled back.")
+    ] = 0.05,
+    port: Annotated[int | None, typer.Option(help="Port for a newly started endpoint.")] = None,
+    as_user: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Serve MODEL_VERSION on ENDPOINT (an admin's deploy outside a flow).
+
+    The model folder must still have its registered digest. A running endpoint rolls over
+    in place with zero failed requests; a stopped one is started.
+    """
+    if not 0.0 <= max_error_rate <= 1.0:
+        raise SignoffError("--max-error-rate must be between 0 and 1")
+    if probation < 0:
+        raise SignoffError("--probation must be zero or more seconds")
+    app_ = build_app(read_settings())
+    try:
+        actor = _actor(app_, as_user)
+        model = resolve_model_version(app_.store, model_version)
+        gate = approval_of(app_.store, model)
+        approved = ""
+        if gate is not None:
+            who = sorted(
+                {d.actor for d in app_.store.list_decisions(gate.id) if d.decision == "approve"}
+            )
+            approved = f", approved by {', '.join(who)}"
+        result = _deployer(app_).deploy_version(
+            endpoint,
+            model,
+            actor=actor,
+            traffic=traffic,
+            probation=probation,
+            max_error_rate=max_error_rate,
+            port=port,
+            gate_id=gate.id if gate else None,
+            why=f"deployed to {endpoint} by {actor}{approved}",
+        )
+        verb = "serves" if result["kind"] == "rollover" else "runs a canary of"
+        _print_change(verb, result, as_json)
+    finally:
+        app_.close()
+
+
+@app.command("rollback")
+def rollback_command(
+    endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
+    as_user: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Return ENDPOINT to the version it served before (or abort its canary)."""
+    app_ = build_app(read_settings())
+    try:
+        result = _deployer(app_).rollback(endpoint, actor=_actor(app_, as_user))
+        _print_change("is back on", result, as_json)
+    finally:
+        app_.close()
+
+
+@app.command("promote")
+def promote_command(
+    endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
+    as_user: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give ENDPOINT's canary all traffic (above its error-rate rule, abort it instead)."""
+    app_ = build_app(read_settings())
+    try:
+        result = _deployer(app_).promote(endpoint, actor=_actor(app_, as_user))
+        _print_change("promoted", result, as_json)
+    finally:
+        app_.close()
+
+
+# --------------------------------------------------------------------- history
+def history_rows(store: Store, endpoint: str) -> list[dict[str, Any]]:
+    """Every deployment of an endpoint, oldest first, with labels and approvers."""
+    if store.get_endpoint(endpoint) is None:
+        raise NotFoundError(f"no endpoint {endpoint!r}")
+    labels: dict[str, str] = {}
+
+    def label(version_id: str | None) -> str | None:
+        if version_id is None:
+            return None
+        if version_id not in labels:
+            try:
+                labels[version_id] = store.get_model_version(version_id).label
+            except NotFoundError:
+                labels[version_id] = version_id
+        return labels[version_id]
+
+    rows = []
+    for d in store.list_deployments(endpoint):
+        approvers: list[str] = []
+        if d.gate_id:
+            decisions = store.list_decisions(d.gate_id)
+            approvers = sorted({x.actor for x in decisions if x.decision == "approve"})
+        rows.append(
+            {
+                "id": d.id,
+                "at": d.at,
+                "kind": d.kind.value,
+                "model_version": label(d.model_version_id),
+                "model_version_id": d.model_version_id,
+                "traffic": d.traffic,
+                "previous_model_version": label(d.previous_model_version_id),
+                "deployed_by": d.deployed_by,
+                "run_id": d.run_id,
+                "gate_id": d.gate_id,
+                "approved_by": approvers,
+                "reason": d.reason,
+            }
+        )
+    return rows
+
+
+@endpoints_app.command("history")
+def endpoints_history(
+    endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Every deployment of ENDPOINT: when, which kind, which version, who, which approval."""
+    app_ = build_app(read_settings())
+    try:
+        rows = history_rows(app_.store, endpoint)
+        if as_json:
+            print_json(rows)
+            return
+        table = Table()
+        for col in ("when", "kind", "model version", "traffic", "by", "approval", "reason"):
+            table.add_column(col)
+        for r in rows:
+            approval = ""
+            if r["gate_id"]:
+                approval = f"gate {r['gate_id']}"
+                if r["approved_by"]:
+                    approval += f" ({', '.join(r['approved_by'])})"
+            table.add_row(
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"])),
+                r["kind"],
+                r["model_version"] or "",
+                f"{r['traffic']}%",
+                r["deployed_by"],
+                approval,
+                r["reason"] or "",
+            )
+        out.print(table)
+    finally:
+        app_.close()
+
+
+# ---------------------------------------------------------------------- export
+class ExportFormat(StrEnum):
+    """Manifest kinds ``endpoints export`` writes."""
+
+    KUBERNETES = "kubernetes"
+    KSERVE = "kserve"
+
+
+@endpoints_app.command("export")
+def endpoints_export(
+    endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
+    format_: Annotated[
+        ExportFormat, typer.Option("--format", help="kubernetes (Deployment + Service) or kserve.")
+    ] = ExportFormat.KUBERNETES,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Write manifests that serve ENDPOINT's current model version elsewhere (YAML)."""
+    app_ = build_app(read_settings())
+    try:
+        ep = app_.store.get_endpoint(endpoint)
+        if ep is None:
+            raise NotFoundError(f"no endpoint {endpoint!r}")
+        if ep.model_version_id is None:
+            raise SignoffError(f"endpoint {endpoint} serves no model version yet")
+        model = app_.store.get_model_version(ep.model_version_id)
+        text = build_manifests(ep, model, format_)
+    finally:
+        app_.close()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        out.print(f"wrote {format_.value} manifests for {endpoint} ({model.label}) to {output}")
+
+
+def build_manifests(ep: EndpointRecord, model: ModelVersionRecord, fmt: ExportFormat) -> str:
+    """YAML documents serving ``model`` with ``python -m signoff.serving`` in a container.
+
+    The model folder itself is not in the manifests: it is mounted from a volume
+    (Kubernetes) or fetched from a storage URI (KServe), both marked ``REPLACE-ME``. The
+    endpoint checks the folder's digest at start and refuses any other files.
+    """
+    name = _dns_name(f"signoff-{ep.name}")
+    labels = {
+        "app.kubernetes.io/name": "signoff-endpoint",
+        "app.kubernetes.io/instance": name,
+        "signoff.dev/endpoint": _label_value(ep.name),
+        "signoff.dev/model-version": _label_value(model.label),
+    }
+    annotations = {
+        "signoff.dev/endpoint": ep.name,
+        "signoff.dev/model-version": model.label,
+        "signoff.dev/model-version-id": model.id,
+        "signoff.dev/model-digest": model.digest,
+        "signoff.dev/model-source": model.path,
+    }
+    model_dir = "/mnt/models" if fmt is ExportFormat.KSERVE else "/models/model"
+    container: dict[str, Any] = {
+        "name": "kserve-container" if fmt is ExportFormat.KSERVE else "endpoint",
+        "image": _IMAGE,
+        "command": ["sh", "-c", _start_script(ep.name, model, model_dir)],
+        "ports": [{"containerPort": _CONTAINER_PORT, "name": "http", "protocol": "TCP"}],
+        "readinessProbe": {
+            "httpGet": {"path": "/health", "port": _CONTAINER_PORT},
+            "periodSeconds": 5,
+        },
+    }
+    if fmt is ExportFormat.KSERVE:
+        container["env"] = [
+            {"name": "STORAGE_URI", "value": f"{_PLACEHOLDER}: s3://bucket/path/to/model-folder"}
+        ]
+        docs: list[dict[str, Any]] = [
+            {
+                "apiVersion": "serving.kserve.io/v1beta1",
+                "kind": "InferenceService",
+                "metadata": {"name": name, "labels": labels, "annotations": annotations},
+                "spec": {"predictor": {"containers": [container]}},
+            }
+        ]
+    else:
+        container["livenessProbe"] = {
+            "httpGet": {"path": "/health", "port": _CONTAINER_PORT},
+            "initialDelaySeconds": 120,
+            "periodSeconds": 10,
+        }
+        container["volumeMounts"] = [{"name": "model", "mountPath": model_dir, "readOnly": True}]
+        selector = {"app.kubernetes.io/instance": name}
+        docs = [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name, "labels": labels, "annotations": annotations},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": selector},
+                    "template": {
+                        "metadata": {"labels": labels, "annotations": annotations},
+                        "spec": {
+                            "containers": [container],
+                            "volumes": [
+                                {
+                                    "name": "model",
+                                    "persistentVolumeClaim": {
+                                        "claimName": f"{_PLACEHOLDER}-model-folder",
+                                        "readOnly": True,
+                                    },
+                                }
+                            ],
+                        },
+                    },
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": name, "labels": labels, "annotations": annotations},
+                "spec": {
+                    "selector": selector,
+                    "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+                },
+            },
+        ]
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.width = 4096  # keep the start command on one line
+    buffer = io.StringIO()
+    yaml.dump_all(docs, buffer)
+    where = (
+        "the storage URI in STORAGE_URI (KServe copies it to /mnt/models)"
+        if fmt is ExportFormat.KSERVE
+        else f"the volume claim {_PLACEHOLDER}-model-folder (mounted at {model_dir})"
+    )
+    header = (
+        f"# signoff endpoint {ep.name}: model version {model.label}\n"
+        f"# digest {model.digest}\n"
+        f"# {_PLACEHOLDER}: put the model folder {model.path} at {where};\n"
+        "# the endpoint checks its digest at start and refuses any other files.\n"
+    )
+    return header + buffer.getvalue()
+
+
+def _start_script(name: str, model: ModelVersionRecord, model_dir: str) -> str:
+    try:
+        version = importlib.metadata.version("signoff")
+    except importlib.metadata.PackageNotFoundError:
+        version = "0.1.0"
+    return (
+        f"pip install --no-cache-dir 'signoff[ml]=={version}' && "
+        f"exec python -m signoff.serving --name {_shell_word(name)} "
+        f"--model-dir {model_dir} --digest {model.digest} "
+        f"--model-version {_shell_word(model.label)} --port {_CONTAINER_PORT} --host 0.0.0.0"
+    )
+
+
+def _shell_word(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def _dns_name(text: str) -> str:
+    """A Kubernetes object name: lower case letters, digits and '-', at most 63 characters."""
+    name = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+    return name[:63].rstrip("-") or "signoff-endpoint"
+
+
+def _label_value(text: str) -> str:
+    """A label value: letters, digits, '-', '_', '.', at most 63, alphanumeric at both ends."""
+    value = re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:63]
+    return value.strip("-_.") or "unnamed"

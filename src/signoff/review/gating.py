@@ -1,0 +1,329 @@
+"""What happens around a gate besides decisions: opening (supersede, rule, e-mails), timers.
+
+``GateService.after_open`` runs right after a gate opened: it closes older open gates of the
+same flow (``supersede``), evaluates ``auto_approve_if`` (recorded like a decision), and sends
+each approver an e-mail with signed decision links. ``expire_due`` and ``remind_due`` are the
+timers: called by ``signoff server`` every few seconds, or by ``signoff gates tick``.
+A timeout never approves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from signoff.domain.gates import expand_targets
+from signoff.domain.ports import Clock, Message, Notifier, Store
+from signoff.domain.records import AuditEvent, GateRecord, RunRecord
+from signoff.domain.states import RunState, TaskRunState
+from signoff.errors import ConflictError, SignoffError
+from signoff.review.decide import decide_gate
+from signoff.review.links import LinkSigner
+from signoff.review.rules import evaluate_rule
+
+__all__ = ["GateService", "RULE_ACTOR"]
+
+RULE_ACTOR = "signoff:rule"
+
+
+@dataclass
+class GateService:
+    """Gate side effects, wired with the store, the clock, notifiers and the link signer."""
+
+    store: Store
+    clock: Clock
+    signer: LinkSigner
+    new_id: Callable[[], str]
+    notifiers: Sequence[Notifier] = field(default_factory=tuple)
+
+    # -------------------------------------------------------------------- opening
+    def after_open(self, gate: GateRecord) -> None:
+        """Supersede older gates, try the auto-approve rule, then notify the approvers."""
+        policy = self.store.gate_policy(gate.id)
+        run = self.store.get_run(gate.run_id)
+        self.store.append_audit(
+            [
+                AuditEvent(
+                    "gate_opened",
+                    gate.run_id,
+                    gate.id,
+                    run.started_by,
+                    {
+                        "targets": list(gate.targets),
+                        "quorum": gate.quorum,
+                        "model_digest": gate.model_digest,
+                        "report_digest": gate.report_digest,
+                        "expires_at": gate.expires_at,
+                    },
+                )
+            ],
+            at=self.clock.now(),
+        )
+        if policy.get("supersede", True):
+            self._supersede_older(gate, run)
+        rule = policy.get("auto_approve_if")
+        if rule and self._auto_approve(gate, rule):
+            return
+        self.notify(gate, kind="opened")
+
+    def _supersede_older(self, gate: GateRecord, run: RunRecord) -> None:
+        for older in self.store.waiting_gates():
+            if older.id == gate.id or older.opened_at > gate.opened_at:
+                continue
+            older_run = self.store.get_run(older.run_id)
+            if older_run.flow_name != run.flow_name:
+                continue
+            if not self.store.gate_policy(older.id).get("supersede", True):
+                continue
+            tr = self.store.get_task_run(older.task_run_id)
+            reason = f"superseded by run {run.id}"
+            try:
+                self.store.close_gate(
+                    tr,
+                    TaskRunState.CANCELLED,
+                    older_run,
+                    RunState.CANCELLED
+                    if older_run.state is RunState.WAITING_FOR_APPROVAL
+                    else None,
+                    at=self.clock.now(),
+                    reason=reason,
+                    actor=None,
+                    audit=[
+                        AuditEvent("superseded", older.run_id, older.id, None, {"by_run": run.id})
+                    ],
+                )
+            except ConflictError:
+                continue  # decided meanwhile: the decision stands
+
+    def _auto_approve(self, gate: GateRecord, rule: str) -> bool:
+        report = _read_report(gate)
+        verdict = evaluate_rule(rule, report)
+        self.store.append_audit(
+            [
+                AuditEvent(
+                    "rule_evaluated",
+                    gate.run_id,
+                    gate.id,
+                    RULE_ACTOR,
+                    {"rule": json.loads(rule), **verdict.to_json()},
+                )
+            ],
+            at=self.clock.now(),
+        )
+        if not verdict.holds:
+            return False
+        tr = self.store.get_task_run(gate.task_run_id)
+        summary = "; ".join(
+            f"{c['check']} {c.get('delta', ''):+.4g}" if "delta" in c else str(c["check"])
+            for c in verdict.checks
+        )
+        try:
+            decide_gate(
+                self.store,
+                self.clock,
+                gate,
+                tr,
+                actor=RULE_ACTOR,
+                approve=True,
+                comment=f"auto_approve_if held: {summary}",
+                channel="rule",
+                new_id=self.new_id,
+                check_eligibility=False,
+            )
+        except SignoffError:
+            return False
+        return True
+
+    # --------------------------------------------------------------- notifications
+    def notify(self, gate: GateRecord, *, kind: str) -> list[str]:
+        """E-mail every approver who has not decided yet; each message at most once."""
+        if not self.notifiers:
+            return []
+        tr = self.store.get_task_run(gate.task_run_id)
+        if tr.state is not TaskRunState.WAITING_FOR_APPROVAL:
+            return []
+        run = self.store.get_run(gate.run_id)
+        decided = {d.actor for d in self.store.list_decisions(gate.id) if d.decision != "refused"}
+        users = sorted(expand_targets(gate.targets, self.store.groups()) - decided)
+        report = _read_report(gate)
+        now = self.clock.now()
+        sent: list[str] = []
+        stamp = int(now) if kind == "reminder" else 0
+        for name in users:
+            user = self.store.get_user(name)
+            links = {
+                d: self.signer.mint(
+                    gate_id=gate.id, user=name, decision=d, expires_at=gate.expires_at
+                )
+                for d in ("approve", "reject")
+            }
+            message = _message(gate, run, name, user.email if user else None, links, report, kind)
+            message = dataclasses.replace(message, key=f"{gate.id}:{name}:{kind}:{stamp}")
+            for notifier in self.notifiers:
+                key = f"{message.key}:{notifier.channel}"
+                if not self.store.claim_notification(
+                    key=key,
+                    gate_id=gate.id,
+                    user=name,
+                    kind=kind,
+                    channel=notifier.channel,
+                    at=now,
+                ):
+                    continue
+                self.store.add_link_tokens([link.record for link in links.values()])
+                try:
+                    note = notifier.send(message)
+                except Exception as exc:  # a channel down must not stop the others
+                    self.store.release_notification(key)
+                    self.store.append_audit(
+                        [
+                            AuditEvent(
+                                "notify_failed",
+                                gate.run_id,
+                                gate.id,
+                                name,
+                                {"channel": notifier.channel, "error": str(exc)[:500]},
+                            )
+                        ],
+                        at=now,
+                    )
+                    continue
+                self.store.append_audit(
+                    [
+                        AuditEvent(
+                            "notified" if kind == "opened" else "reminded",
+                            gate.run_id,
+                            gate.id,
+                            name,
+                            {"channel": notifier.channel, "note": note},
+                        )
+                    ],
+                    at=now,
+                )
+                sent.append(note)
+        return sent
+
+    # ---------------------------------------------------------------------- timers
+    def expire_due(self) -> list[str]:
+        """End every gate past its timeout as ``expired`` (never approved); return run ids."""
+        now = self.clock.now()
+        ended = []
+        for gate in self.store.waiting_gates():
+            if gate.expires_at > now:
+                continue
+            tr = self.store.get_task_run(gate.task_run_id)
+            run = self.store.get_run(gate.run_id)
+            reason = "the gate timed out: nobody decided in time (a timeout never approves)"
+            try:
+                self.store.close_gate(
+                    tr,
+                    TaskRunState.EXPIRED,
+                    run,
+                    RunState.EXPIRED if run.state is RunState.WAITING_FOR_APPROVAL else None,
+                    at=now,
+                    reason=reason,
+                    actor=None,
+                    audit=[
+                        AuditEvent(
+                            "expired", gate.run_id, gate.id, None, {"expires_at": gate.expires_at}
+                        )
+                    ],
+                )
+            except ConflictError:
+                continue  # decided at the same moment: the decision stands
+            ended.append(gate.run_id)
+        return ended
+
+    def remind_due(self) -> list[str]:
+        """Remind approvers of gates whose ``remind_every`` has passed since the last e-mail."""
+        now = self.clock.now()
+        reminded = []
+        for gate in self.store.waiting_gates():
+            policy = self.store.gate_policy(gate.id)
+            every = policy.get("remind_every")
+            if not every:
+                continue
+            last = policy.get("reminded_at") or gate.opened_at
+            if now - last < every:
+                continue
+            self.store.set_reminded(gate.id, now)
+            if self.notify(gate, kind="reminder"):
+                reminded.append(gate.id)
+        return reminded
+
+
+def _read_report(gate: GateRecord) -> dict[str, Any]:
+    if not gate.report_path:
+        return {}
+    try:
+        data = json.loads(Path(gate.report_path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _headline(report: dict[str, Any]) -> str:
+    summary = report.get("summary") if isinstance(report.get("summary"), dict) else {}
+    head = summary.get("headline") if isinstance(summary, dict) else None
+    if isinstance(head, dict) and head.get("metric"):
+        champion = head.get("champion")
+        if champion is None:
+            return f"{head['metric']} {head.get('challenger')} (no model in production yet)"
+        return (
+            f"{head['metric']} {head.get('challenger'):.4g} vs {champion:.4g} in production "
+            f"({head.get('delta', 0):+.4g})"
+        )
+    challenger = report.get("challenger") or {}
+    metrics = challenger.get("metrics", {}) if isinstance(challenger, dict) else {}
+    return ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items())[:3]) or "see the review"
+
+
+def _message(
+    gate: GateRecord,
+    run: RunRecord,
+    user: str,
+    address: str | None,
+    links: dict[str, Any],
+    report: dict[str, Any],
+    kind: str,
+) -> Message:
+    challenger = report.get("challenger") or {}
+    label = challenger.get("label", "the challenger") if isinstance(challenger, dict) else ""
+    headline = _headline(report)
+    prefix = "Reminder: " if kind == "reminder" else ""
+    subject = f"{prefix}Approval needed: {run.flow_name} {label} (run {run.id})"
+    approve, reject = links["approve"].url, links["reject"].url
+    text = (
+        f"Hello {user},\n\n"
+        f"Run {run.id} of flow {run.flow_name}, started by {run.started_by}, waits for your "
+        f"decision before {label} goes to production.\n\n"
+        f"{headline}\n\n"
+        f"Review and approve: {approve}\n"
+        f"Review and reject:  {reject}\n\n"
+        "Each link opens the review and asks you to confirm; nothing is decided until you do.\n"
+        "The links are yours only, work once, and expire with the gate.\n"
+    )
+    e = html.escape
+    html_body = (
+        f"<p>Hello {e(user)},</p>"
+        f"<p>Run <code>{e(run.id)}</code> of flow <b>{e(run.flow_name)}</b>, started by "
+        f"{e(run.started_by)}, waits for your decision before <b>{e(str(label))}</b> goes to "
+        f"production.</p><p>{e(headline)}</p>"
+        f'<p><a href="{e(approve)}">Review and approve</a> &middot; '
+        f'<a href="{e(reject)}">Review and reject</a></p>'
+        "<p>Each link opens the review and asks you to confirm; nothing is decided until you "
+        "do. The links are yours only, work once, and expire with the gate.</p>"
+    )
+    return Message(
+        to_user=user,
+        to_address=address,
+        subject=subject,
+        text=text,
+        html=html_body,
+        key=f"{gate.id}:{user}:{kind}",
+    )

@@ -1,0 +1,55 @@
+"""create_app: the FastAPI application of ``signoff server``.
+
+Routes live in one module per concept (``links``, ``api``); errors map to statuses in
+``errors``; the background worker runs gate timers and drives runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from signoff._version import __version__
+from signoff.bootstrap import App
+from signoff.server import api, links
+from signoff.server.errors import install_error_handlers
+from signoff.server.worker import Worker
+
+__all__ = ["create_app"]
+
+
+def create_app(app: App, *, worker: Worker | None = None) -> FastAPI:
+    """The server for one wired App; ``worker`` (started with the server) is optional."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if worker is not None:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+
+    server = FastAPI(
+        title="signoff",
+        version=__version__,
+        description="Machine-learning pipelines with a human sign-off before production.",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        openapi_url="/api/v1/openapi.json",
+        redoc_url=None,
+    )
+    server.state.app = app
+    server.state.worker = worker
+    install_error_handlers(server)
+    server.include_router(links.router)
+    server.include_router(api.router)
+
+    @server.get("/health", tags=["server"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return server

@@ -1,0 +1,314 @@
+"""Store parts for people and governance: users, groups, tokens, the audit chain, notices."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from signoff.domain.audit import GENESIS, AuditEntry, entry_hash
+from signoff.domain.records import AuditEvent, LinkToken, UserRecord
+from signoff.errors import ConflictError, NotFoundError
+from signoff.store import _gate_tables as g
+from signoff.store._base import SqlBase
+
+__all__ = ["GovernanceStore"]
+
+# PostgreSQL: one appender at a time (a transaction-scoped advisory lock); SQLite writers are
+# already serialized by BEGIN IMMEDIATE.
+_AUDIT_LOCK = 0x5167_0FF0
+
+
+class GovernanceStore(SqlBase):
+    """Users, groups, API and link tokens, the hash-chained audit log, notifications."""
+
+    # ------------------------------------------------------------------------ users
+    def add_user(self, user: UserRecord, password_hash: str | None = None) -> None:
+        with self._tx() as conn:
+            exists = conn.execute(
+                sa.select(g.users.c.name).where(g.users.c.name == user.name)
+            ).first()
+            if exists is not None:
+                raise ConflictError(f"user {user.name} already exists")
+            conn.execute(
+                g.users.insert().values(
+                    name=user.name,
+                    email=user.email,
+                    password_hash=password_hash,
+                    roles=list(user.roles),
+                    active=user.active,
+                    created_at=user.created_at,
+                )
+            )
+
+    def get_user(self, name: str) -> UserRecord | None:
+        rows = self._all(sa.select(g.users).where(g.users.c.name == name))
+        return _user(rows[0]) if rows else None
+
+    def list_users(self) -> list[UserRecord]:
+        return [_user(r) for r in self._all(sa.select(g.users).order_by(g.users.c.name))]
+
+    def password_hash(self, name: str) -> str | None:
+        rows = self._all(sa.select(g.users.c.password_hash).where(g.users.c.name == name))
+        return rows[0].password_hash if rows else None
+
+    def set_password_hash(self, name: str, password_hash: str) -> None:
+        with self._tx() as conn:
+            res = conn.execute(
+                g.users.update().where(g.users.c.name == name).values(password_hash=password_hash)
+            )
+            if res.rowcount != 1:
+                raise NotFoundError(f"no user {name!r}")
+
+    def update_user(self, name: str, **changes: Any) -> None:
+        allowed = {"email", "roles", "active"}
+        if set(changes) - allowed:
+            raise ValueError(f"cannot change {sorted(set(changes) - allowed)} of a user")
+        if "roles" in changes:
+            changes["roles"] = list(changes["roles"])
+        with self._tx() as conn:
+            res = conn.execute(g.users.update().where(g.users.c.name == name).values(**changes))
+            if res.rowcount != 1:
+                raise NotFoundError(f"no user {name!r}")
+
+    # ----------------------------------------------------------------------- groups
+    def set_group(self, group: str, members: Sequence[str]) -> None:
+        with self._tx() as conn:
+            conn.execute(g.group_members.delete().where(g.group_members.c.group_name == group))
+            if members:
+                conn.execute(
+                    g.group_members.insert(),
+                    [{"group_name": group, "user_name": m} for m in sorted(set(members))],
+                )
+
+    def groups(self) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        q = sa.select(g.group_members).order_by(
+            g.group_members.c.group_name, g.group_members.c.user_name
+        )
+        for r in self._all(q):
+            found.setdefault(r.group_name, []).append(r.user_name)
+        return found
+
+    # ------------------------------------------------------------------- api tokens
+    def add_api_token(
+        self,
+        *,
+        prefix: str,
+        token_hash: str,
+        user: str,
+        scopes: Sequence[str],
+        created_at: float,
+        expires_at: float | None,
+    ) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                g.api_tokens.insert().values(
+                    prefix=prefix,
+                    token_hash=token_hash,
+                    user_name=user,
+                    scopes=list(scopes),
+                    created_at=created_at,
+                    expires_at=expires_at,
+                    revoked_at=None,
+                )
+            )
+
+    def api_token(self, prefix: str) -> dict[str, Any] | None:
+        rows = self._all(sa.select(g.api_tokens).where(g.api_tokens.c.prefix == prefix))
+        return dict(rows[0]._mapping) if rows else None
+
+    def api_tokens_of(self, user: str) -> list[dict[str, Any]]:
+        q = sa.select(g.api_tokens).where(g.api_tokens.c.user_name == user)
+        return [dict(r._mapping) for r in self._all(q.order_by(g.api_tokens.c.created_at))]
+
+    def revoke_api_token(self, prefix: str, at: float) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                g.api_tokens.update().where(g.api_tokens.c.prefix == prefix).values(revoked_at=at)
+            )
+
+    # ------------------------------------------------------------------ link tokens
+    def add_link_tokens(self, tokens: Sequence[LinkToken]) -> None:
+        if not tokens:
+            return
+        with self._tx() as conn:
+            conn.execute(
+                g.link_tokens.insert(),
+                [
+                    {
+                        "token_hash": tk.token_hash,
+                        "gate_id": tk.gate_id,
+                        "user_name": tk.user,
+                        "decision": tk.decision,
+                        "expires_at": tk.expires_at,
+                        "used_at": tk.used_at,
+                    }
+                    for tk in tokens
+                ],
+            )
+
+    def link_token(self, token_hash: str) -> LinkToken | None:
+        rows = self._all(sa.select(g.link_tokens).where(g.link_tokens.c.token_hash == token_hash))
+        if not rows:
+            return None
+        r = rows[0]
+        return LinkToken(r.token_hash, r.gate_id, r.user_name, r.decision, r.expires_at, r.used_at)
+
+    @staticmethod
+    def _use_link_token(conn: Connection, token_hash: str, at: float) -> None:
+        res = conn.execute(
+            g.link_tokens.update()
+            .where(g.link_tokens.c.token_hash == token_hash, g.link_tokens.c.used_at.is_(None))
+            .values(used_at=at)
+        )
+        if res.rowcount != 1:
+            raise ConflictError("this link was already used")
+
+    # ------------------------------------------------------------------------ audit
+    def _append_audit(self, conn: Connection, at: float, events: Sequence[AuditEvent]) -> None:
+        """Chain events onto the log inside the caller's transaction (fails with it)."""
+        if not events:
+            return
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK})
+        last = conn.execute(
+            sa.select(g.audit_log.c.seq, g.audit_log.c.hash).order_by(g.audit_log.c.seq.desc())
+        ).first()
+        seq, prev = (last.seq, last.hash) if last else (0, GENESIS)
+        rows = []
+        for ev in events:
+            seq += 1
+            digest = entry_hash(
+                prev,
+                seq=seq,
+                at=at,
+                event=ev.event,
+                run_id=ev.run_id,
+                gate_id=ev.gate_id,
+                actor=ev.actor,
+                data=ev.data,
+            )
+            rows.append(
+                {
+                    "seq": seq,
+                    "at": at,
+                    "event": ev.event,
+                    "run_id": ev.run_id,
+                    "gate_id": ev.gate_id,
+                    "actor": ev.actor,
+                    "data": ev.data,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
+            )
+            prev = digest
+        conn.execute(g.audit_log.insert(), rows)
+
+    def append_audit(self, events: Sequence[AuditEvent], *, at: float) -> None:
+        with self._tx() as conn:
+            self._append_audit(conn, at, events)
+
+    def list_audit(self, run_id: str | None = None) -> list[AuditEntry]:
+        q = sa.select(g.audit_log).order_by(g.audit_log.c.seq)
+        if run_id is not None:
+            q = q.where(g.audit_log.c.run_id == run_id)
+        return [
+            AuditEntry(
+                seq=r.seq,
+                at=r.at,
+                event=r.event,
+                run_id=r.run_id,
+                gate_id=r.gate_id,
+                actor=r.actor,
+                data=dict(r.data),
+                prev_hash=r.prev_hash,
+                hash=r.hash,
+            )
+            for r in self._all(q)
+        ]
+
+    # ---------------------------------------------------------------- notifications
+    def claim_notification(
+        self,
+        *,
+        key: str,
+        gate_id: str,
+        user: str,
+        kind: str,
+        channel: str,
+        at: float,
+        detail: str | None = None,
+    ) -> bool:
+        """Reserve a message to send; False when it was already sent (effectively once)."""
+        try:
+            with self._tx() as conn:
+                conn.execute(
+                    g.notifications.insert().values(
+                        key=key,
+                        gate_id=gate_id,
+                        user_name=user,
+                        kind=kind,
+                        channel=channel,
+                        at=at,
+                        detail=detail,
+                    )
+                )
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    def release_notification(self, key: str) -> None:
+        """Give a reservation back when the message could not be sent (it will be retried)."""
+        with self._tx() as conn:
+            conn.execute(g.notifications.delete().where(g.notifications.c.key == key))
+
+    def notifications_of(self, gate_id: str) -> list[dict[str, Any]]:
+        q = sa.select(g.notifications).where(g.notifications.c.gate_id == gate_id)
+        return [dict(r._mapping) for r in self._all(q.order_by(g.notifications.c.at))]
+
+    # ------------------------------------------------------------------ gate policy
+    def gate_policy(self, gate_id: str) -> dict[str, Any]:
+        rows = self._all(sa.select(g.gate_policy).where(g.gate_policy.c.gate_id == gate_id))
+        if not rows:
+            return {
+                "on_timeout": "reject",
+                "remind_every": None,
+                "supersede": True,
+                "auto_approve_if": None,
+                "reminded_at": None,
+            }
+        return dict(rows[0]._mapping)
+
+    def set_reminded(self, gate_id: str, at: float) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                g.gate_policy.update()
+                .where(g.gate_policy.c.gate_id == gate_id)
+                .values(reminded_at=at)
+            )
+
+    @staticmethod
+    def _save_gate_policy(conn: Connection, gate_id: str, policy: dict[str, Any]) -> None:
+        conn.execute(
+            g.gate_policy.insert().values(
+                gate_id=gate_id,
+                on_timeout=policy.get("on_timeout", "reject"),
+                remind_every=policy.get("remind_every"),
+                supersede=bool(policy.get("supersede", True)),
+                auto_approve_if=policy.get("auto_approve_if"),
+                reminded_at=None,
+            )
+        )
+
+
+def _user(row: Any) -> UserRecord:
+    return UserRecord(
+        name=row.name,
+        email=row.email,
+        roles=tuple(row.roles),
+        active=bool(row.active),
+        created_at=row.created_at,
+    )

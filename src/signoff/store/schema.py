@@ -1,0 +1,6 @@
+"""Every table of the store, registered on one MetaData (what migrations must produce)."""
+
+from signoff.store import _gate_tables  # noqa: F401  (registers its tables)
+from signoff.store._tables import metadata
+
+__all__ = ["metadata"]

@@ -1,0 +1,274 @@
+"""The gate's policy, atomic decisions, timers and the audit chain, on real stores."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from gate_flows import write_flow
+
+from signoff.bootstrap import App, Settings, build_app
+from signoff.domain.audit import verify_chain
+from signoff.domain.records import UserRecord
+from signoff.domain.states import RunState, TaskRunState
+from signoff.engine.engine import new_id
+from signoff.errors import GateClosedError, NotATargetError, SignoffError
+from signoff.review.decide import DecisionResult, decide
+from signoff.spec import load_flow
+
+
+class FakeClock:
+    """Time that moves only when the test says so."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.t = start
+
+    def now(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path) -> Iterator[App]:
+    a = build_app(Settings(home=tmp_path / "home", database_url=database_url, slots=2))
+    clock = FakeClock()
+    a.engine.clock = clock
+    a.gates.clock = clock
+    try:
+        yield a
+    finally:
+        for ep in a.store.list_endpoints():
+            if ep.pid:
+                a.endpoints.stop(ep.pid)
+        a.close()
+
+
+def _run(app: App, folder: Path, *, started_by: str = "carol", **kw: str) -> str:
+    loaded = load_flow(write_flow(folder, **kw))
+    run = app.engine.start_run(loaded.spec, base_dir=loaded.base_dir, started_by=started_by)
+    return app.engine.drive(run.id).id
+
+
+def _decide(app: App, run_id: str, who: str, approve: bool = True) -> DecisionResult:
+    return decide(
+        app.store,
+        app.engine.clock,
+        run_id,
+        actor=who,
+        approve=approve,
+        comment=None if approve else f"{who} says no",
+        channel="test",
+        new_id=new_id,
+    )
+
+
+def _gate_state(app: App, run_id: str) -> TaskRunState:
+    gate = app.store.gates_of_run(run_id)[0]
+    return app.store.get_task_run(gate.task_run_id).state
+
+
+def test_quorum_two_of_three_counts_each_approver_once(app: App, tmp_path: Path) -> None:
+    run_id = _run(app, tmp_path / "f", targets="alice,bob,dave", policy="quorum: 2")
+    first = _decide(app, run_id, "alice")
+    assert (first.state, first.approvals, first.required) == (
+        TaskRunState.WAITING_FOR_APPROVAL,
+        1,
+        2,
+    )
+    again = _decide(app, run_id, "alice")
+    assert (again.state, again.approvals) == (TaskRunState.WAITING_FOR_APPROVAL, 1)
+    final = _decide(app, run_id, "dave")
+    assert (final.state, final.approvals) == (TaskRunState.APPROVED, 2)
+    with pytest.raises(GateClosedError, match="already decided"):
+        _decide(app, run_id, "bob")
+
+
+def test_the_starter_cannot_approve_their_own_run(app: App, tmp_path: Path) -> None:
+    run_id = _run(app, tmp_path / "f", targets="carol,bob")
+    with pytest.raises(NotATargetError, match="started this run"):
+        _decide(app, run_id, "carol")
+    assert _gate_state(app, run_id) is TaskRunState.WAITING_FOR_APPROVAL
+    refused = [e for e in app.store.list_audit(run_id) if e.event == "refused"]
+    assert [(e.actor, e.data["channel"]) for e in refused] == [("carol", "test")]
+
+
+def test_self_approval_when_the_policy_allows_it(app: App, tmp_path: Path) -> None:
+    run_id = _run(app, tmp_path / "f", targets="carol", policy="allow_self_approval: true")
+    assert _decide(app, run_id, "carol").state is TaskRunState.APPROVED
+
+
+def test_a_non_target_is_refused_and_the_refusal_recorded(app: App, tmp_path: Path) -> None:
+    run_id = _run(app, tmp_path / "f")
+    with pytest.raises(NotATargetError, match="not an approver"):
+        _decide(app, run_id, "mallory")
+    gate = app.store.gates_of_run(run_id)[0]
+    assert [(d.actor, d.decision) for d in app.store.list_decisions(gate.id)] == [
+        ("mallory", "refused")
+    ]
+
+
+def test_group_targets(app: App, tmp_path: Path) -> None:
+    for name in ("erin", "frank"):
+        app.store.add_user(UserRecord(name, None, ("approver",), True, 0.0))
+    app.store.set_group("leads", ["erin", "frank"])
+    run_id = _run(app, tmp_path / "f", targets="group:leads", policy="quorum: all")
+    assert _decide(app, run_id, "erin").state is TaskRunState.WAITING_FOR_APPROVAL
+    with pytest.raises(NotATargetError):
+        _decide(app, run_id, "alice")
+    assert _decide(app, run_id, "frank").state is TaskRunState.APPROVED
+
+
+def test_fifty_concurrent_decisions_have_one_outcome(app: App, tmp_path: Path) -> None:
+    people = [f"u{i:02d}" for i in range(50)]
+    run_id = _run(app, tmp_path / "f", targets=",".join(people))
+    barrier = threading.Barrier(len(people))
+    outcomes: dict[str, str] = {}
+
+    def one(who: str, approve: bool) -> None:
+        barrier.wait(timeout=30)
+        try:
+            result = _decide(app, run_id, who, approve)
+            outcomes[who] = result.state.value
+        except GateClosedError:
+            outcomes[who] = "already decided"
+
+    threads = [threading.Thread(target=one, args=(who, i % 2 == 0)) for i, who in enumerate(people)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(outcomes) == 50
+    settled = [v for v in outcomes.values() if v != "already decided"]
+    assert len(settled) == 1
+    assert settled[0] in ("approved", "rejected")
+    gate = app.store.gates_of_run(run_id)[0]
+    counted = [d for d in app.store.list_decisions(gate.id) if d.decision != "refused"]
+    assert len(counted) == 1
+    assert _gate_state(app, run_id).value == settled[0]
+    assert verify_chain(app.store.list_audit()) == []
+
+
+def test_a_timeout_expires_the_gate_and_never_approves(app: App, tmp_path: Path) -> None:
+    run_id = _run(app, tmp_path / "f", policy="timeout: 2h")
+    clock = app.engine.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(3599)
+    assert app.gates.expire_due() == []
+    clock.advance(7200)
+    assert app.gates.expire_due() == [run_id]
+    assert _gate_state(app, run_id) is TaskRunState.EXPIRED
+    run = app.store.get_run(run_id)
+    assert run.state is RunState.EXPIRED
+    with pytest.raises(GateClosedError, match="expired"):
+        _decide(app, run_id, "alice")
+    deploy = next(tr for tr in app.store.list_task_runs(run_id) if tr.task_name == "deploy")
+    assert deploy.state is TaskRunState.PENDING  # nothing downstream ever ran
+    assert app.store.list_endpoints() == []
+    assert [e.event for e in app.store.list_audit(run_id)][-1] == "expired"
+
+
+def test_a_newer_run_supersedes_the_older_gate(app: App, tmp_path: Path) -> None:
+    older = _run(app, tmp_path / "a")
+    newer = _run(app, tmp_path / "b")
+    assert _gate_state(app, older) is TaskRunState.CANCELLED
+    assert app.store.get_run(older).state is RunState.CANCELLED
+    assert _gate_state(app, newer) is TaskRunState.WAITING_FOR_APPROVAL
+    with pytest.raises(GateClosedError, match=f"superseded by run {newer}"):
+        _decide(app, older, "alice")
+    events = [(e.event, e.data) for e in app.store.list_audit(older) if e.event == "superseded"]
+    assert events == [("superseded", {"by_run": newer})]
+
+
+def test_supersede_can_be_turned_off(app: App, tmp_path: Path) -> None:
+    older = _run(app, tmp_path / "a", policy="supersede: false")
+    _run(app, tmp_path / "b", policy="supersede: false")
+    assert _gate_state(app, older) is TaskRunState.WAITING_FOR_APPROVAL
+
+
+def test_deploy_refuses_a_model_changed_after_approval(app: App, tmp_path: Path) -> None:
+    run_id = _run(app, tmp_path / "f")
+    gate = app.store.gates_of_run(run_id)[0]
+    model = app.store.get_model_version(gate.model_version_id or "")
+    (Path(model.path) / "model.skops").write_bytes(b"not the approved model")
+    _decide(app, run_id, "alice")
+    run = app.engine.drive(run_id)
+    assert run.state is RunState.FAILED
+    deploy = next(tr for tr in app.store.list_task_runs(run_id) if tr.task_name == "deploy")
+    assert deploy.reason is not None
+    assert "needs a new approval" in deploy.reason
+    assert app.store.list_endpoints() == []
+    assert "champion" not in app.store.aliases("tiny")
+
+
+def test_every_decision_carries_the_digests_the_approver_saw(app: App, tmp_path: Path) -> None:
+    run_id = _run(app, tmp_path / "f")
+    result = _decide(app, run_id, "bob")
+    gate = result.gate
+    assert result.decision.model_digest == gate.model_digest is not None
+    assert result.decision.report_digest == gate.report_digest is not None
+    decided = [e for e in app.store.list_audit(run_id) if e.event == "decided"]
+    assert decided[0].data["model_digest"] == gate.model_digest
+
+
+def test_tampering_with_the_audit_log_is_detected(app: App, tmp_path: Path) -> None:
+    run_id = _run(app, tmp_path / "f")
+    with pytest.raises(NotATargetError):
+        _decide(app, run_id, "mallory")
+    _decide(app, run_id, "alice")
+    entries = app.store.list_audit()
+    assert len(entries) >= 4
+    assert verify_chain(entries) == []
+    victim = entries[1].seq
+    with app.store.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE audit_log SET actor = 'someone else' WHERE seq = :s"), {"s": victim}
+        )
+    breaks = verify_chain(app.store.list_audit())
+    assert [b.seq for b in breaks] == [victim]
+    assert "changed" in breaks[0].reason
+    with app.store.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_log WHERE seq = :s"), {"s": victim})
+    assert any("missing" in b.reason for b in verify_chain(app.store.list_audit()))
+
+
+def test_a_rejection_needs_a_comment(app: App, tmp_path: Path) -> None:
+    run_id = _run(app, tmp_path / "f")
+    with pytest.raises(SignoffError, match="needs a comment"):
+        decide(
+            app.store,
+            app.engine.clock,
+            run_id,
+            actor="alice",
+            approve=False,
+            comment="  ",
+            channel="test",
+            new_id=new_id,
+        )
+    assert _gate_state(app, run_id) is TaskRunState.WAITING_FOR_APPROVAL
+
+
+def test_auto_approve_if_holds_only_against_a_champion(app: App, tmp_path: Path) -> None:
+    rule = "auto_approve_if: {beats_champion_on: [auc], margin: 0.01}"
+    first = _run(app, tmp_path / "a", policy=rule)
+    # no champion yet: people decide
+    assert _gate_state(app, first) is TaskRunState.WAITING_FOR_APPROVAL
+    evaluated = [e for e in app.store.list_audit(first) if e.event == "rule_evaluated"]
+    assert evaluated[0].data["holds"] is False
+    _decide(app, first, "alice")
+    assert app.engine.drive(first).state is RunState.SUCCEEDED
+    loaded = load_flow(write_flow(tmp_path / "b", policy=rule))
+    better = app.engine.start_run(
+        loaded.spec, base_dir=loaded.base_dir, started_by="carol", params={"seed": 5}
+    )
+    run = app.engine.drive(better.id)
+    assert _gate_state(app, better.id) is TaskRunState.APPROVED
+    assert run.state is RunState.SUCCEEDED
+    gate = app.store.gates_of_run(better.id)[0]
+    [decision] = app.store.list_decisions(gate.id)
+    assert (decision.actor, decision.channel) == ("signoff:rule", "rule")
+    assert verify_chain(app.store.list_audit()) == []

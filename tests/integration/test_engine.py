@@ -173,3 +173,16 @@ def test_a_run_moved_only_through_recorded_transitions(app: App) -> None:
         mine = [h for h in history if h.entity_id == tr.id]
         assert mine[-1].to_state == tr.state.value
         assert tr.version == len(mine)
+
+
+def test_no_eligible_candidate_fails_the_run_before_the_gate(app: App) -> None:
+    run = app.engine.drive(_start(app, quality=0.5))  # score 0.05 misses the 0.1 target
+    assert run.state is RunState.FAILED
+    states = _states(app, run.id)
+    assert states["pick"] == "failed"
+    assert states["approve"] == "skipped"
+    pick = next(tr for tr in app.store.list_task_runs(run.id) if tr.task_name == "pick")
+    assert pick.reason is not None
+    assert "no eligible candidate" in pick.reason
+    assert "misses target >= 0.1" in pick.reason
+    assert app.store.gates_of_run(run.id) == []

@@ -272,3 +272,37 @@ def test_auto_approve_if_holds_only_against_a_champion(app: App, tmp_path: Path)
     [decision] = app.store.list_decisions(gate.id)
     assert (decision.actor, decision.channel) == ("signoff:rule", "rule")
     assert verify_chain(app.store.list_audit()) == []
+
+
+def test_a_challenger_worse_than_the_champion_stops_before_the_gate(
+    app: App, tmp_path: Path
+) -> None:
+    folder = tmp_path / "f"
+    path = write_flow(folder)
+    text = path.read_text().replace(
+        "    conditions: [{tag_key: auc}]",
+        "    conditions: [{tag_key: auc}]\n    compare_to: champion\n    min_improvement: 0.0",
+    )
+    path.write_text(text)
+    loaded = load_flow(path)
+    first = app.engine.start_run(
+        loaded.spec, base_dir=loaded.base_dir, started_by="carol", params={"seed": 5}
+    )
+    app.engine.drive(first.id)
+    pick = next(tr for tr in app.store.list_task_runs(first.id) if tr.task_name == "pick")
+    assert pick.result["comparison"]["champion"] is None  # nothing to beat yet
+    _decide(app, first.id, "alice")
+    assert app.engine.drive(first.id).state is RunState.SUCCEEDED
+    worse = app.engine.start_run(
+        loaded.spec, base_dir=loaded.base_dir, started_by="carol", params={"seed": 0}
+    )
+    run = app.engine.drive(worse.id)
+    assert run.state is RunState.FAILED
+    pick = next(tr for tr in app.store.list_task_runs(worse.id) if tr.task_name == "pick")
+    assert pick.reason is not None
+    assert "does not beat the champion" in pick.reason
+    comparison = pick.result["comparison"]
+    assert comparison["passed"] is False
+    assert comparison["delta"] == pytest.approx(-0.05)
+    assert comparison["same_holdout"] is False
+    assert app.store.gates_of_run(worse.id) == []

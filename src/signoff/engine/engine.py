@@ -103,11 +103,14 @@ class Engine:
         params: Mapping[str, ParamValue] | None = None,
         started_by: str,
         reproduces: str | None = None,
+        trigger: Mapping[str, Any] | None = None,
     ) -> RunRecord:
         """Pin the flow, snapshot its code and create the run with every task run pending.
 
         The run records what it ran with (code version, environment, seeds). A reproduction
-        (``reproduces=RUN_ID``) runs every task but its gates and deployments.
+        (``reproduces=RUN_ID``) runs every task but its gates and deployments. ``trigger``
+        (what started the run: a scheduled time, a rule and its evidence) goes into the
+        run's facts as ``trigger``.
         """
         overrides = dict(params or {})
         _check_overrides(spec, overrides)
@@ -155,6 +158,8 @@ class Engine:
         }
         if reproduces is not None:
             facts["reproduces"] = reproduces
+        if trigger is not None:
+            facts["trigger"] = dict(trigger)
         run = RunRecord(
             id=run_id,
             flow_name=spec.name,
@@ -659,7 +664,11 @@ class _Drive:
             else:  # pragma: no cover - the loader admits no other kinds
                 raise SignoffError(f"unknown task kind {tr.kind}")
         except SignoffError as exc:
-            self._move(tr, _T.FAILED, str(exc), changes={"ended_at": self._now()})
+            changes: dict[str, Any] = {"ended_at": self._now()}
+            refused = getattr(exc, "result", None)  # a refused champion check keeps its record
+            if isinstance(refused, dict):
+                changes["result"] = refused
+            self._move(tr, _T.FAILED, str(exc), changes=changes)
             return
         self._move(tr, _T.SUCCEEDED, None, changes={"ended_at": self._now(), "result": result})
 

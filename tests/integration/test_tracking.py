@@ -123,3 +123,17 @@ def test_a_reproduction_never_opens_a_gate(app: App) -> None:
     assert states["after"] == "skipped"
     assert report.state == "succeeded"
     assert app.store.gates_of_run(report.reproduction_run) == []
+
+
+def test_show_records_the_data_each_task_read(app: App) -> None:
+    from signoff.cli.views import run_detail
+
+    run_id = _run(app, FLOW, seed=3)
+    detail = run_detail(app.store, app.store.get_run(run_id))
+    tasks = {t["label"]: t for t in detail["tasks"]}
+    gen, fit = tasks["gen"], tasks["fit"]
+    assert gen["outputs"]["files"] == 1
+    assert fit["inputs"] == {"gen": gen["outputs"]}
+    assert fit["duration_seconds"] is not None
+    assert fit["duration_seconds"] >= 0
+    assert detail["facts"]["seeds"] == {"seed": 3}

@@ -115,31 +115,61 @@ def run_detail(store: Store, run: RunRecord) -> dict[str, Any]:
     final: dict[str, dict[str, float]] = {}
     for m in store.list_metrics([tr.id for tr in trs]):
         final.setdefault(m.task_run_id, {})[m.key] = m.value
-    tasks = [
-        {
-            "task_run_id": tr.id,
-            "task": tr.task_name,
-            "label": tr.label,
-            "kind": tr.kind.value,
-            "state": tr.state.value,
-            "attempt": tr.attempt,
-            "params": tr.params,
-            "metrics": final.get(tr.id, {}),
-            "reason": tr.reason,
-            "started_at": tr.started_at,
-            "ended_at": tr.ended_at,
-            "work_dir": tr.work_dir,
-            "result": tr.result,
-        }
-        for tr in trs
-    ]
+    spec = store.get_flow(run.flow_hash)
+    outputs = {tr.id: _output_fingerprint(store, tr.id) for tr in trs if tr.kind.runs_command}
+    by_task: dict[str, list[Any]] = {}
+    for tr in trs:
+        by_task.setdefault(tr.task_name, []).append(tr)
+    tasks = []
+    for tr in trs:
+        upstream = [u for name in spec.task(tr.task_name).depends_on for u in by_task.get(name, [])]
+        tasks.append(
+            {
+                "task_run_id": tr.id,
+                "task": tr.task_name,
+                "label": tr.label,
+                "kind": tr.kind.value,
+                "state": tr.state.value,
+                "attempt": tr.attempt,
+                "params": tr.params,
+                "logged_params": store.logged_params(tr.id) if tr.kind.runs_command else {},
+                "metrics": final.get(tr.id, {}),
+                "reason": tr.reason,
+                "started_at": tr.started_at,
+                "ended_at": tr.ended_at,
+                "duration_seconds": (tr.ended_at - tr.started_at)
+                if tr.started_at is not None and tr.ended_at is not None
+                else None,
+                "work_dir": tr.work_dir,
+                "outputs": outputs.get(tr.id),
+                # the data it read: each upstream output's content fingerprint
+                "inputs": {u.label: outputs[u.id] for u in upstream if u.id in outputs},
+                "result": tr.result,
+            }
+        )
     return {
         **run_row(run),
         "flow_hash": run.flow_hash,
         "params": run.params,
         "work_dir": run.work_dir,
+        "facts": run.facts,
         "tasks": tasks,
         "gates": _gate_views(store, run.id),
+    }
+
+
+def _output_fingerprint(store: Store, task_run_id: str) -> dict[str, Any]:
+    """What a task run produced: its files' combined sha256, count and size."""
+    import hashlib
+
+    artifacts = store.list_artifacts(task_run_id)
+    h = hashlib.sha256()
+    for a in sorted(artifacts, key=lambda a: a.path):
+        h.update(f"{a.path}\0{a.sha256}\0".encode())
+    return {
+        "digest": h.hexdigest(),
+        "files": len(artifacts),
+        "bytes": sum(a.size for a in artifacts),
     }
 
 

@@ -155,7 +155,7 @@ def test_reference_scenario(cli: Cli) -> None:
 
 
 def test_demo_stops_at_the_gate_and_says_how_to_approve(cli: Cli) -> None:
-    proc = cli("demo", *SMALL)
+    proc = cli("demo", *SMALL, "--no-server")
     assert "waits at gate sign-off for alice, bob" in proc.stdout
     assert "approve " in proc.stdout
     assert "--as alice" in proc.stdout

@@ -225,6 +225,7 @@ def test_schema_keys_are_the_loader_keys(schema: dict[str, Any]) -> None:
         "params",
         "tasks",
         "relations",
+        "triggers",
     }
 
 

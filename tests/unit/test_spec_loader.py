@@ -240,7 +240,7 @@ def test_unknown_top_level_key_lists_allowed_keys() -> None:
     assert (issue.line, issue.column, issue.field) == (2, 1, "zzz")
     assert issue.message == (
         "unknown key 'zzz' (allowed: author, author_email, description, flow, long_description, "
-        "params, recurring, relations, schedule, tags, tasks, title, version)"
+        "params, recurring, relations, schedule, tags, tasks, title, triggers, version)"
     )
 
 

@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     webhook_url: str | None = Field(
         default=None, description="also post gate notices (Slack-compatible JSON) here"
     )
+    server_url: str | None = Field(
+        default=None,
+        description="with it, `runs`, `show`, `logs`, `gates`, `approve` and `reject` ask this "
+        "signoff server (its REST API) instead of the local store",
+    )
+    token: SecretStr | None = Field(
+        default=None, description="the API token sent to `server_url` (signoff users token)"
+    )
 
     @property
     def resolved_home(self) -> Path:

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from signoff.bootstrap import App, Settings, build_app
-from signoff.cli import views
+from signoff.cli import remote, views
 from signoff.cli.follow import follow_run
 from signoff.cli.progress import ProgressObserver
 from signoff.domain.specs import ParamValue
@@ -227,7 +227,16 @@ def runs(
     as_json: JsonOpt = False,
 ) -> None:
     """List runs, newest first."""
-    app_ = build_app(_settings())
+    settings = _settings()
+    if settings.server_url:
+        with remote.connect(settings) as api:
+            rows = api.runs(limit)
+        if as_json:
+            _print_json(rows)
+        else:
+            views.print_runs(out, [remote.run_record(r) for r in rows])
+        return
+    app_ = build_app(settings)
     try:
         items = app_.store.list_runs(limit)
         if as_json:
@@ -247,7 +256,18 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a run: its state, every task run (params, metrics) and any gate."""
-    app_ = build_app(_settings())
+    settings = _settings()
+    if settings.server_url:
+        with remote.connect(settings) as api:
+            if follow:
+                remote.follow(api, run_id, err if as_json else out)
+            detail_ = api.run_detail(run_id)
+        if as_json:
+            _print_json(detail_)
+        else:
+            views.print_detail(out, detail_)
+        return
+    app_ = build_app(settings)
     try:
         if follow:
             follow_run(app_.store, app_.store.get_run(run_id).id, err if as_json else out)
@@ -268,7 +288,27 @@ def logs(
     ] = None,
 ) -> None:
     """Print the output of a run's task runs (all, or one task's)."""
-    app_ = build_app(_settings())
+    settings = _settings()
+    if settings.server_url:
+        with remote.connect(settings) as api:
+            found = api.run_detail(run_id)
+            picked = [t for t in found["tasks"] if task in (None, t["task"], t["label"])]
+            if task is not None and not picked:
+                known = ", ".join(sorted({t["task"] for t in found["tasks"]}))
+                raise SignoffError(f"run {found['run_id']} has no task {task!r} (tasks: {known})")
+            for t in picked:
+                text, cut = api.task_log(found["run_id"], t["task_run_id"])
+                if len(picked) > 1:
+                    out.print(f"[bold]── {t['label']} ({t['state']})[/]")
+                if cut:
+                    err.print(f"note: only the end of {t['label']}'s output is shown", markup=False)
+                if text:
+                    sys.stdout.write(text)
+                    sys.stdout.flush()
+                elif len(picked) > 1:
+                    out.print("[dim](no output)[/]")
+        return
+    app_ = build_app(settings)
     try:
         run_ = app_.store.get_run(run_id)
         trs = app_.store.list_task_runs(run_.id)
@@ -290,10 +330,38 @@ def logs(
 
 
 # ------------------------------------------------------------------------ gates
-def _decide(run_id: str, as_user: str, comment: str | None, approve: bool, as_json: bool) -> None:
+def _decide(
+    run_id: str, as_user: str | None, comment: str | None, approve: bool, as_json: bool
+) -> None:
     from signoff.engine.engine import new_id
 
-    app_ = build_app(_settings())
+    settings = _settings()
+    verb = "approved" if approve else "rejected"
+    if settings.server_url:  # decided on the server, as the token's user
+        with remote.connect(settings) as api:
+            decision, final_ = remote.decide_and_wait(
+                api,
+                run_id,
+                as_user=as_user,
+                approve=approve,
+                comment=comment,
+                progress=None if as_json else out,
+                note=err,
+            )
+        if as_json:
+            _print_json(
+                {
+                    **remote.run_summary(final_),
+                    "decision": verb,
+                    "gate_state": decision["gate_state"],
+                }
+            )
+        else:
+            remote.print_outcome(out, final_, _signoff_cmd())
+        return
+    if as_user is None:
+        raise SignoffError("--as is needed: the approver deciding (a target of the gate)")
+    app_ = build_app(settings)
     try:
         run_ = app_.store.get_run(run_id)
         result = decide(
@@ -306,7 +374,6 @@ def _decide(run_id: str, as_user: str, comment: str | None, approve: bool, as_js
             channel="cli",
             new_id=new_id,
         )
-        verb = "approved" if approve else "rejected"
         if not as_json:
             out.print(f"{as_user} {verb} run {run_.id}: gate is now {result.state}")
         if result.state.is_terminal:
@@ -329,13 +396,20 @@ def _decide(run_id: str, as_user: str, comment: str | None, approve: bool, as_js
         app_.close()
 
 
-AsOpt = Annotated[str, typer.Option("--as", help="The approver (a target of the gate).")]
+AsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        help="The approver (a target of the gate). With SIGNOFF_SERVER_URL set, decisions are "
+        "the token's user's and --as may only name that user.",
+    ),
+]
 
 
 @app.command()
 def approve(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
-    as_user: AsOpt,
+    as_user: AsOpt = None,
     comment: Annotated[str | None, typer.Option("--comment", "-m")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -346,7 +420,7 @@ def approve(
 @app.command()
 def reject(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
-    as_user: AsOpt,
+    as_user: AsOpt = None,
     comment: Annotated[str | None, typer.Option("--comment", "-m")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -359,7 +433,16 @@ def gates(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List gates waiting for a decision."""
     if ctx.invoked_subcommand is not None:
         return
-    app_ = build_app(_settings())
+    settings = _settings()
+    if settings.server_url:
+        with remote.connect(settings) as api:
+            rows = api.open_gates()
+        if as_json:
+            _print_json(rows)
+        else:
+            views.print_gates(out, rows)
+        return
+    app_ = build_app(settings)
     try:
         rows = views.open_gates(app_.store)
         if as_json:
@@ -521,13 +604,89 @@ def demo(
         Path | None, typer.Option("--flow", help="Flow to run (default: examples/recsys).")
     ] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p")] = None,
+    no_server: Annotated[
+        bool, typer.Option("--no-server", help="Stop at the gate; do not start the web UI.")
+    ] = False,
 ) -> None:
-    """Run the reference scenario: train, pick a champion, and wait for alice or bob."""
+    """Run the reference scenario: train, pick a champion, wait for alice or bob, serve the review.
+
+    At the gate, the demo adds the approvers alice and bob with random passwords (printed
+    once, only when it creates them) and serves the web UI in the foreground (Ctrl-C stops
+    it). With --no-server, or when stdout is not a terminal, it stops at the gate instead.
+    """
     path = flow_file or _find_example()
     out.print(f"[bold]signoff demo[/]: the weekly recommender retrain in {path.parent}")
     settings = _settings()
     out.print(f"state: {settings.resolved_home} (database {settings.resolved_database_url})\n")
     run(path, param=param, detach=False, as_json=False)
+    if no_server:
+        return
+    if not sys.stdout.isatty():
+        out.print(
+            "\nstdout is not a terminal, so the demo does not start the web UI; run it in a "
+            "terminal to get the review page and logins for alice and bob (or add users with "
+            f"{_signoff_cmd()} users add NAME --password, then run {_signoff_cmd()} server)"
+        )
+        return
+    _serve_demo(settings)
+
+
+_DEMO_APPROVERS = ("alice", "bob")
+
+
+def _serve_demo(settings: Settings) -> None:
+    """Add the demo approvers (once), then serve the web UI until Ctrl-C."""
+    from urllib.parse import urlsplit
+
+    import uvicorn
+
+    from signoff.server import create_app
+    from signoff.server.worker import Worker
+
+    app_ = build_app(settings)
+    try:
+        latest = app_.store.list_runs(limit=1)
+        gates = app_.store.waiting_gates()
+        mine = [g for g in gates if latest and g.run_id == latest[0].id]
+        base = settings.base_url.rstrip("/")
+        where = f"{base}/gates/{mine[0].id}" if mine else f"{base}/runs"
+        logins = _add_demo_approvers(app_)
+        out.print(f"\n[bold]Review it in the browser[/]: {where}", highlight=False)
+        for name, password in logins:
+            if password is None:
+                out.print(f"  sign in as {name} (user created earlier; password printed then)")
+            else:
+                out.print(f"  sign in as {name}, password {password}", markup=False)
+        if any(p is not None for _, p in logins):
+            out.print("  (the passwords are shown this once)")
+        parts = urlsplit(base)
+        port = parts.port or 8765
+        out.print(f"serving on 127.0.0.1:{port}; Ctrl-C stops it")
+        server_app = create_app(app_, worker=Worker(app_))
+        uvicorn.run(server_app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    finally:
+        app_.close()
+
+
+def _add_demo_approvers(app_: App) -> list[tuple[str, str | None]]:
+    """Create alice and bob (approvers) with random passwords when they do not exist yet."""
+    import secrets
+
+    from signoff.domain.records import UserRecord
+    from signoff.server.passwords import hash_password
+
+    logins: list[tuple[str, str | None]] = []
+    for name in _DEMO_APPROVERS:
+        if app_.store.get_user(name) is not None:
+            logins.append((name, None))
+            continue
+        password = secrets.token_urlsafe(12)
+        app_.store.add_user(
+            UserRecord(name, None, ("approver",), True, time.time()),
+            password_hash=hash_password(password),
+        )
+        logins.append((name, password))
+    return logins
 
 
 def _find_example() -> Path:

@@ -11,15 +11,20 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "Catchup",
     "ChampionCheck",
     "ConditionSpec",
     "DeploySpec",
     "FlowSpec",
     "GatePolicy",
+    "Overlap",
     "ParamSpec",
     "Resources",
+    "ScheduleSpec",
     "TaskKind",
     "TaskSpec",
+    "TriggerKind",
+    "TriggerSpec",
 ]
 
 ParamValue = str | int | float | bool
@@ -142,6 +147,123 @@ class TaskSpec:
         return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*value_lists)]
 
 
+class Catchup(StrEnum):
+    """Which scheduled times a scheduler that was down fires when it comes back."""
+
+    NONE = "none"  # none of the missed times (only times due within the grace period)
+    LATEST = "latest"  # the latest missed time
+    ALL = "all"  # every missed time, oldest first
+
+
+class Overlap(StrEnum):
+    """What a scheduled time does while an earlier run of the flow is still going."""
+
+    SKIP = "skip"  # the time is recorded as skipped
+    QUEUE = "queue"  # the time waits and starts when the earlier run ends
+    SUPERSEDE = "supersede"  # the earlier run is cancelled, the new one starts
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSpec:
+    """When a flow starts by itself: a cron line read in an IANA time zone, and its policies.
+
+    ``cron`` has five fields (``minute hour day month weekday``), or six with seconds last.
+    """
+
+    cron: str
+    timezone: str = "UTC"
+    catchup: Catchup = Catchup.NONE
+    overlap: Overlap = Overlap.SKIP
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> ScheduleSpec:
+        """Rebuild a schedule stored with ``asdict``."""
+        return ScheduleSpec(
+            cron=data["cron"],
+            timezone=data.get("timezone", "UTC"),
+            catchup=Catchup(data.get("catchup", Catchup.NONE)),
+            overlap=Overlap(data.get("overlap", Overlap.SKIP)),
+        )
+
+
+class TriggerKind(StrEnum):
+    """What a trigger watches."""
+
+    DRIFT = "drift"  # logged inputs of an endpoint against its model's training data
+    QUALITY = "quality"  # a metric of an endpoint's predictions against feedback labels
+    ERROR_RATE = "error_rate"  # the share of an endpoint's requests its model failed
+    DATA = "data"  # the contents of a path (a folder or a file)
+    WEBHOOK = "webhook"  # an authenticated POST /api/v1/flows/NAME/trigger
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerSpec:
+    """A rule that starts its flow: a decay rule on an endpoint, new data, or a webhook.
+
+    Decay rules (``drift``, ``quality``, ``error_rate``) are judged over the last ``window``
+    seconds of an endpoint's events, once at least ``min_events`` of them are there, every
+    ``every`` seconds. ``threshold`` is drift's bound (the rule holds above it); ``below`` and
+    ``above`` bound a quality metric or the error rate.
+    """
+
+    kind: TriggerKind
+    endpoint: str | None = None
+    metric: str | None = None  # drift: psi | ks; quality: accuracy | auc | rmse | ndcg
+    threshold: float | None = None
+    below: float | None = None
+    above: float | None = None
+    features: tuple[str, ...] = ()  # drift: only these features (default: all)
+    min_events: int | None = None
+    window_seconds: float | None = None
+    every_seconds: float | None = None
+    path: str | None = None  # data: a local path or an fsspec URL
+    group_by: str | None = None  # quality ndcg: the input feature that groups a ranking
+    k: int | None = None  # quality ndcg: cut-off
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> TriggerSpec:
+        """Rebuild a trigger stored with ``asdict`` (in a flow's spec or a schedule row)."""
+        known = {k: v for k, v in data.items() if k in TriggerSpec.__dataclass_fields__}
+        known["kind"] = TriggerKind(data["kind"])
+        known["features"] = tuple(data.get("features") or ())
+        return TriggerSpec(**known)
+
+    @property
+    def id(self) -> str:
+        """A short stable name of the rule (a digest of its content)."""
+        body = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), default=str)
+        return f"{self.kind.value}-{hashlib.sha256(body.encode()).hexdigest()[:8]}"
+
+    def describe(self) -> str:
+        """The rule in one line, e.g. ``drift psi > 0.2 on churn over 7d (>= 200 events)``."""
+        if self.kind is TriggerKind.WEBHOOK:
+            return "webhook POST /api/v1/flows/NAME/trigger"
+        if self.kind is TriggerKind.DATA:
+            return f"data changed at {self.path} (checked every {_span(self.every_seconds)})"
+        if self.kind is TriggerKind.DRIFT:
+            rule = f"drift {self.metric} > {self.threshold:g}" if self.threshold is not None else ""
+            if self.features:
+                rule += f" on any of {', '.join(self.features)}"
+        elif self.kind is TriggerKind.QUALITY:
+            bound = f"< {self.below:g}" if self.below is not None else f"> {self.above:g}"
+            rule = f"quality {self.metric} {bound}"
+        else:
+            rule = f"error rate > {self.above:g}" if self.above is not None else "error rate"
+        return (
+            f"{rule} on endpoint {self.endpoint} over {_span(self.window_seconds)} "
+            f"(>= {self.min_events} events)"
+        )
+
+
+def _span(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 @dataclass(frozen=True)
 class FlowSpec:
     """A named DAG of tasks; its content hash pins what a run executed."""
@@ -152,6 +274,17 @@ class FlowSpec:
     schedule: str | None = None
     description: str | None = None
     metadata: tuple[tuple[str, str], ...] = ()  # version, author, tags, ... (cnvrg headers)
+    # the schedule's time zone and policies; None when `schedule` alone says it all (UTC,
+    # catchup none, overlap skip)
+    schedule_spec: ScheduleSpec | None = None
+    triggers: tuple[TriggerSpec, ...] = ()
+
+    @property
+    def schedule_rule(self) -> ScheduleSpec | None:
+        """The schedule with its policies (defaults filled in), or None without a schedule."""
+        if self.schedule_spec is not None:
+            return self.schedule_spec
+        return ScheduleSpec(cron=self.schedule) if self.schedule else None
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:
@@ -163,7 +296,14 @@ class FlowSpec:
         return tuple(t.name for t in self.tasks if name in t.depends_on)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The spec as plain data; a flow without schedule policies or triggers leaves those
+        keys out, so its hash is what it was before they existed."""
+        data = asdict(self)
+        if self.schedule_spec is None:
+            del data["schedule_spec"]
+        if not self.triggers:
+            del data["triggers"]
+        return data
 
     @functools.cached_property
     def _canonical(self) -> str:
@@ -218,4 +358,8 @@ class FlowSpec:
             schedule=data.get("schedule"),
             description=data.get("description"),
             metadata=tuple((k, v) for k, v in data.get("metadata", ())),
+            schedule_spec=ScheduleSpec.from_dict(data["schedule_spec"])
+            if data.get("schedule_spec")
+            else None,
+            triggers=tuple(TriggerSpec.from_dict(t) for t in data.get("triggers", ())),
         )

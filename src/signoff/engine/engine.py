@@ -181,20 +181,20 @@ class Engine:
     def drive(self, run_id: str) -> RunRecord:
         """Advance a run until it ends or only a gate can move it; return where it stands.
 
-        Raises :class:`RunBusyError` when another live process is driving the run.
+        Raises :class:`RunBusyError` when another process, or another thread of this one, is
+        driving the run: each call holds its own lease.
         """
         run = self.store.get_run(run_id)
         if run.state.is_terminal:
             return run
-        holder = self.store.claim_run(
-            run.id, self.owner, now=self.clock.now(), ttl=self.lease_seconds
-        )
+        owner = f"{self.owner}/{new_id()[:6]}"
+        holder = self.store.claim_run(run.id, owner, now=self.clock.now(), ttl=self.lease_seconds)
         if holder is not None:
             raise RunBusyError(f"run {run.id} is being driven by {holder}")
         try:
-            return _Drive(self, self.store.get_run(run.id)).go()
+            return _Drive(self, self.store.get_run(run.id), owner).go()
         finally:
-            self.store.release_run(run.id, self.owner)
+            self.store.release_run(run.id, owner)
 
     def cancel(self, run_id: str, *, actor: str, reason: str | None = None) -> RunRecord:
         """Cancel a run: every task run that has not ended is cancelled, commands stopped."""
@@ -247,7 +247,8 @@ class Engine:
 class _Drive:
     """One process driving one run: an index of its task runs, the executor, the lease."""
 
-    def __init__(self, engine: Engine, run: RunRecord) -> None:
+    def __init__(self, engine: Engine, run: RunRecord, owner: str) -> None:
+        self.owner = owner
         self.engine = engine
         self.store = engine.store
         self.run = run
@@ -378,7 +379,7 @@ class _Drive:
         if time.monotonic() < self.renew_at:
             return
         holder = self.store.claim_run(
-            self.run.id, self.engine.owner, now=self._now(), ttl=self.engine.lease_seconds
+            self.run.id, self.owner, now=self._now(), ttl=self.engine.lease_seconds
         )
         if holder is not None:
             raise RunBusyError(f"lost the lease of run {self.run.id} to {holder}")

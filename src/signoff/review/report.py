@@ -98,6 +98,27 @@ def build_report(
         "figures": figures_section(ctx, leaderboards),
         "reproducibility": reproducibility_section(ctx),
         "timeline": timeline_section(ctx),
+        "trigger": _trigger_section(run),
+    }
+
+
+def _trigger_section(run: RunRecord) -> dict[str, Any] | None:
+    """What started the run (a scheduled time, a rule and its evidence), from its facts."""
+    trigger = run.facts.get("trigger")
+    if not isinstance(trigger, Mapping):
+        return None
+    evidence = trigger.get("evidence") or {}
+    return {
+        "kind": trigger.get("kind"),
+        "key": trigger.get("key"),
+        "fired_at": trigger.get("fired_at"),
+        "scheduled_for": trigger.get("scheduled_for"),
+        "rule": evidence.get("rule"),
+        "facts": {
+            k: v for k, v in sorted(evidence.items()) if isinstance(v, str | int | float | bool)
+        },
+        "features": list(evidence.get("features") or []),
+        "changes": evidence.get("changes"),
     }
 
 
@@ -214,6 +235,10 @@ def text_summary(report: Mapping[str, Any], top: int = 3) -> list[str]:
             f"challenger: {challenger.get('label')} {challenger.get('algorithm')} ({params})"
         )
     lines.append(f"champion:   {summary.get('champion') or 'none'}")
+    trigger = report.get("trigger")
+    if isinstance(trigger, Mapping):
+        why = trigger.get("rule") or trigger.get("scheduled_for") or trigger.get("key")
+        lines.append(f"started by: {trigger.get('kind')}: {why}")
     headline = summary.get("headline") or {}
     if headline.get("metric"):
         lines.append(

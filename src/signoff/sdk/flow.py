@@ -322,9 +322,12 @@ class Flow:
         endpoint: str,
         after: TaskRef | str | Iterable[TaskRef | str] = (),
         port: int | None = None,
+        traffic: int | None = None,
+        probation: Duration | None = None,
+        max_error_rate: float | None = None,
         description: str | None = None,
     ) -> TaskRef:
-        """Add a task that serves the approved model on ``endpoint``."""
+        """Add a task that serves the approved model on ``endpoint`` (a canary below 100%)."""
         keys = _drop_none(
             {
                 "title": name,
@@ -333,6 +336,9 @@ class Flow:
                 "depends_on": _names(after),
                 "endpoint": endpoint,
                 "port": port,
+                "traffic": traffic,
+                "probation": _seconds(probation),
+                "max_error_rate": max_error_rate,
             }
         )
         return self._append(_Entry(name, keys, _Where.caller()))

@@ -1,4 +1,4 @@
-"""The signoff server: REST API under /api/v1, decision links, and (later) the web UI."""
+"""The signoff server: REST API under /api/v1, decision links, and the web UI."""
 
 from signoff.server.app import create_app
 

@@ -1,7 +1,8 @@
 """create_app: the FastAPI application of ``signoff server``.
 
-Routes live in one module per concept (``links``, ``api``); errors map to statuses in
-``errors``; the background worker runs gate timers and drives runs.
+Routes live in one module per concept (``links``, ``api``, ``auth`` and the web UI's pages in
+``ui/``); errors map to statuses in ``errors``; the background worker runs gate timers and
+drives runs. No middleware: sessions and CSRF are request dependencies (``deps``).
 """
 
 from __future__ import annotations
@@ -10,11 +11,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
 from signoff._version import __version__
 from signoff.bootstrap import App
-from signoff.server import api, links
+from signoff.server import api, auth, links, triggers_api
 from signoff.server.errors import install_error_handlers
+from signoff.server.ui import (
+    audit,
+    endpoints,
+    flows,
+    inbox,
+    models,
+    outbox,
+    review,
+    runs,
+    settings,
+    users,
+)
 from signoff.server.worker import Worker
 
 __all__ = ["create_app"]
@@ -47,6 +61,14 @@ def create_app(app: App, *, worker: Worker | None = None) -> FastAPI:
     install_error_handlers(server)
     server.include_router(links.router)
     server.include_router(api.router)
+    server.include_router(triggers_api.router)
+    server.include_router(auth.router)
+    for page in (inbox, review, runs, flows, models, endpoints, audit, outbox, users, settings):
+        server.include_router(page.router)
+
+    @server.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/inbox", 303)
 
     @server.get("/health", tags=["server"])
     def health() -> dict[str, str]:

@@ -1,16 +1,32 @@
-"""Request dependencies: the wired App, the worker, and API-token authentication."""
+"""Request dependencies: the wired App, the worker, API tokens, and web sessions."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Form, HTTPException, Request
 
 from signoff.bootstrap import App
+from signoff.server.auth import SignedIn, check_csrf, signed_in
 from signoff.server.tokens import Principal, verify_token
+from signoff.server.ui.layout import PageError
 from signoff.server.worker import Worker
 
-__all__ = ["AppDep", "PrincipalDep", "get_app", "require_token"]
+__all__ = [
+    "AdminDep",
+    "AppDep",
+    "EditorDep",
+    "FormDep",
+    "PrincipalDep",
+    "SignedInDep",
+    "WorkerDep",
+    "get_app",
+    "require_admin",
+    "require_editor",
+    "require_form",
+    "require_signed_in",
+    "require_token",
+]
 
 
 def get_app(request: Request) -> App:
@@ -39,3 +55,52 @@ def require_token(request: Request) -> Principal:
 AppDep = Annotated[App, Depends(get_app)]
 WorkerDep = Annotated[Worker | None, Depends(get_worker)]
 PrincipalDep = Annotated[Principal, Depends(require_token)]
+
+
+def require_signed_in(request: Request) -> SignedIn:
+    """A live web session (the cookie only); a page without one sends the browser to login."""
+    who = signed_in(request)
+    if who is None:
+        raise PageError(401, "Sign in first", "Your session ended; sign in again.", login=True)
+    request.state.signed_in = who
+    return who
+
+
+SignedInDep = Annotated[SignedIn, Depends(require_signed_in)]
+
+
+def require_form(who: SignedInDep, csrf: Annotated[str, Form(max_length=200)] = "") -> SignedIn:
+    """A signed-in form POST carrying its session's CSRF value; anything else is refused."""
+    if not check_csrf(who.csrf, csrf):
+        raise PageError(
+            403,
+            "Not done",
+            "The form's security check failed: it was not sent from a signoff page of this "
+            "session. Reload the page and try again.",
+        )
+    return who
+
+
+FormDep = Annotated[SignedIn, Depends(require_form)]
+
+
+def require_editor(who: SignedInDep) -> SignedIn:
+    """A signed-in editor (or admin): may start and cancel runs."""
+    if not who.may_edit:
+        raise PageError(403, "Not allowed", f"{who.name} is not an editor (roles: {_roles(who)}).")
+    return who
+
+
+def require_admin(who: SignedInDep) -> SignedIn:
+    """A signed-in admin: may manage users and read the settings."""
+    if not who.is_admin:
+        raise PageError(403, "Not allowed", f"{who.name} is not an admin (roles: {_roles(who)}).")
+    return who
+
+
+def _roles(who: SignedIn) -> str:
+    return ", ".join(who.user.roles) or "none"
+
+
+EditorDep = Annotated[SignedIn, Depends(require_editor)]
+AdminDep = Annotated[SignedIn, Depends(require_admin)]

@@ -16,6 +16,7 @@ from signoff.bootstrap import App
 from signoff.domain.states import RunState
 from signoff.engine.engine import RunBusyError
 from signoff.errors import SignoffError
+from signoff.scheduling import Scheduler, SchedulerLock, SchedulerLockedError
 
 __all__ = ["Worker"]
 
@@ -24,6 +25,11 @@ log = logging.getLogger("signoff.server")
 
 class Worker:
     """Timers and run driving for one server process."""
+
+    # schedules and triggers: set one, or a worker with timers makes its own (run_scheduler)
+    scheduler: Scheduler | None = None
+    _scheduler_lock: SchedulerLock | None = None
+    _scheduler_tried = False
 
     def __init__(self, app: App, *, tick: float = 2.0, drive: bool = True, timers: bool = True):
         self.app = app
@@ -42,6 +48,8 @@ class Worker:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._scheduler_lock is not None:
+            self._scheduler_lock.release()
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -69,8 +77,40 @@ class Worker:
             with self._lock:
                 self._busy.discard(run_id)
 
+    def run_scheduler(self) -> None:
+        """Fire due schedules and trigger rules (``signoff.scheduling``); drive what started.
+
+        Without a scheduler set, a worker that runs timers (the server's) is the scheduler:
+        on SQLite it first takes the database's scheduler lock, and when a ``signoff
+        scheduler`` holds it, leaves scheduling to that one.
+        """
+        if self.scheduler is None:
+            if not self.timers or self._scheduler_tried:
+                return
+            self._scheduler_tried = True
+            lock_path = self.app.store.scheduler_lock_path()
+            if lock_path is not None:
+                lock = SchedulerLock(lock_path)
+                try:
+                    lock.acquire()
+                except SchedulerLockedError as exc:
+                    log.warning("this process does not schedule: %s", exc)
+                    return
+                self._scheduler_lock = lock
+            self.scheduler = Scheduler(
+                self.app.store,
+                self.app.engine,
+                self.app.engine.clock,
+                endpoints=self.app.endpoints,
+                exclusive=lock_path is not None,
+                grace=max(60.0, 3 * self.tick),
+                after_start=self.schedule,
+            )
+        self.scheduler.tick()
+
     def run_once(self) -> None:
         """One pass: timers, then schedule every run that can move."""
+        self.run_scheduler()
         if self.timers:
             for run_id in self.app.gates.expire_due():
                 log.info("gate of run %s expired", run_id)

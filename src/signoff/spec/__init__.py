@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from signoff.spec._json_schema import FLOW_SCHEMA_ID, FLOW_SCHEMA_VERSION, flow_json_schema
+from signoff.spec._schedules import parse_rules
 from signoff.spec.loader import BUILTIN_VARIABLES, LoadedFlow, load_flow, parse_flow
 from signoff.spec.templates import TemplateRenderError, render, task_slug, template_variables
 
@@ -15,6 +16,7 @@ __all__ = [
     "flow_json_schema",
     "load_flow",
     "parse_flow",
+    "parse_rules",
     "render",
     "task_slug",
     "template_variables",

@@ -14,8 +14,10 @@ from signoff.domain.specs import (
     GatePolicy,
     ParamSpec,
     Resources,
+    ScheduleSpec,
     TaskKind,
     TaskSpec,
+    TriggerSpec,
 )
 from signoff.spec._schema import FlowModel, TaskModel
 from signoff.spec._yaml import Loc
@@ -51,6 +53,10 @@ def build_flow(
     tasks: list[CheckedTask],
     upstream: dict[str, list[str]],
     metadata: tuple[tuple[str, str], ...],
+    *,
+    cron: str | None = None,
+    schedule: ScheduleSpec | None = None,
+    triggers: tuple[TriggerSpec, ...] = (),
 ) -> FlowSpec:
     """The domain spec; only called when no error was found."""
     name = flow.name
@@ -59,9 +65,11 @@ def build_flow(
         name=name,
         tasks=tuple(_build_task(t, upstream) for t in tasks),
         params=tuple(p.to_spec() for p in flow.params or ()),
-        schedule=flow.cron,
+        schedule=cron,
         description=flow.description,
         metadata=metadata,
+        schedule_spec=schedule,
+        triggers=triggers,
     )
 
 
@@ -92,7 +100,12 @@ def _build_task(task: CheckedTask, upstream: dict[str, list[str]]) -> TaskSpec:
     endpoint = model.endpoint or model.endpoint_title
     assert endpoint is not None
     # a deploy task runs no command: its command, params, resources and env were warned about
-    return _replace(base, deploy=DeploySpec(endpoint=endpoint, port=model.port))
+    rollout = {
+        k: getattr(model, k)
+        for k in ("traffic", "probation", "max_error_rate")
+        if getattr(model, k) is not None
+    }
+    return _replace(base, deploy=DeploySpec(endpoint=endpoint, port=model.port, **rollout))
 
 
 def _command_task(base: TaskSpec, task: CheckedTask, model: TaskModel) -> TaskSpec:

@@ -20,7 +20,9 @@ from signoff.spec._schema import (
     RelationModel,
     RequirementsModel,
     ResourcesModel,
+    ScheduleModel,
     TaskModel,
+    TriggerModel,
 )
 
 __all__ = ["FLOW_SCHEMA_ID", "FLOW_SCHEMA_VERSION", "flow_json_schema"]
@@ -40,6 +42,8 @@ _DEF_NAMES = {
     ConditionModel.__name__: "condition",
     RelationModel.__name__: "relation",
     AutoApproveModel.__name__: "auto_approve",
+    ScheduleModel.__name__: "schedule",
+    TriggerModel.__name__: "trigger",
 }
 _NOT_ACTED_ON = "Accepted from cnvrg files but not acted on (a warning when set)."
 _DEPLOY_NOT_ACTED_ON = "cnvrg deploy key; accepted but not acted on (a warning when set)."
@@ -57,8 +61,15 @@ _DESCRIPTIONS: dict[str, dict[str, str]] = {
         "author": "Author (metadata).",
         "author_email": "Author's e-mail (metadata).",
         "tags": "Tags (metadata, stored comma-separated).",
-        "schedule": "Five-field cron line: minute hour day month weekday.",
+        "schedule": (
+            "When the flow starts by itself: a five-field cron line (minute hour day month "
+            "weekday, UTC), or {cron, timezone, catchup, overlap}."
+        ),
         "recurring": "cnvrg's name for 'schedule'.",
+        "triggers": (
+            "Rules that start the flow: drift, quality or error_rate on an endpoint, data "
+            "(a path whose contents changed), webhook."
+        ),
         "params": "Flow-level params, one value each, usable in every command.",
         "tasks": "The tasks, in order.",
         "relations": "Edges between tasks; 'depends_on' on a task is the short form.",
@@ -121,6 +132,9 @@ _DESCRIPTIONS: dict[str, dict[str, str]] = {
         "endpoint_title": "deploy: the endpoint to serve the approved model on.",
         "endpoint": "deploy: same as 'endpoint_title'.",
         "port": "deploy: a fixed port (default: keep the endpoint's port or pick a free one).",
+        "traffic": "deploy: percent of requests for the new version (< 100: a canary).",
+        "probation": "deploy: watch the new version this long after the switch ('2m').",
+        "max_error_rate": "deploy: roll back when the new version errs above this (0..1).",
         "kind": "cnvrg deploy kind; 'webservice' is what signoff does, others are warned.",
         "file_name": _DEPLOY_NOT_ACTED_ON,
         "function_name": _DEPLOY_NOT_ACTED_ON,
@@ -167,6 +181,29 @@ _DESCRIPTIONS: dict[str, dict[str, str]] = {
         "task": "cnvrg key; accepted, not acted on (a warning when set).",
         "value": "cnvrg key; accepted, not acted on (a warning when set).",
     },
+    "schedule": {
+        "": "A schedule with its time zone and policies.",
+        "cron": "Cron line: minute hour day month weekday (a sixth field, seconds, last).",
+        "timezone": "IANA time zone the cron line is read in (default UTC).",
+        "catchup": "After the scheduler was down: none (default), latest or all missed times.",
+        "overlap": "While an earlier run is going: skip (default), queue or supersede.",
+    },
+    "trigger": {
+        "": "A rule that starts the flow. Which keys apply depends on 'on'.",
+        "on": "drift, quality, error_rate (on an endpoint), data (a path) or webhook.",
+        "endpoint": "drift/quality/error_rate: the endpoint watched.",
+        "metric": "drift: psi (default) or ks; quality: accuracy, auc, rmse or ndcg.",
+        "threshold": "drift: fires when a feature's statistic is above it (psi 0.2, ks 0.1).",
+        "below": "quality: fires when accuracy, auc or ndcg is below it.",
+        "above": "quality: fires when rmse is above it; error_rate: the share (0 to 1).",
+        "features": "drift: only these features (default: every feature of the sample).",
+        "min_events": "Judged only with at least this many events in the window (100).",
+        "window": "How far back events count ('7d'; error_rate '1h').",
+        "every": "How often the rule is evaluated (default 5m; data 1m).",
+        "path": "data: a folder or file, local (relative to the flow file) or an fsspec URL.",
+        "group_by": "quality ndcg: the input feature whose rows form one ranking.",
+        "k": "quality ndcg: the cut-off (default: the whole ranking).",
+    },
     "relation": {
         "": "An edge: 'from' runs before 'to'. Names match titles exactly, else by slug.",
         "from": "The upstream task.",
@@ -184,12 +221,14 @@ class _Generator(GenerateJsonSchema):
 
 def flow_json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of flow files, version :data:`FLOW_SCHEMA_VERSION`."""
+    models = (FlowModel, TaskModel, ScheduleModel, TriggerModel)
     _, generated = models_json_schema(
-        [(FlowModel, "validation"), (TaskModel, "validation")], schema_generator=_Generator
+        [(m, "validation") for m in models], schema_generator=_Generator
     )
     defs: dict[str, Any] = copy.deepcopy(generated["$defs"])
     flow = defs.pop(FlowModel.__name__)
     flow["properties"]["tasks"]["items"] = {"$ref": f"#/$defs/{TaskModel.__name__}"}
+    flow["properties"]["triggers"]["items"] = {"$ref": f"#/$defs/{TriggerModel.__name__}"}
     renamed = {_DEF_NAMES[name]: schema for name, schema in defs.items()}
     schema: dict[str, Any] = {
         "$schema": _DRAFT,

@@ -25,7 +25,17 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from signoff.domain.specs import ConditionSpec, ParamSpec, ParamValue, Resources, TaskKind
+from signoff.domain.specs import (
+    Catchup,
+    ConditionSpec,
+    Overlap,
+    ParamSpec,
+    ParamValue,
+    Resources,
+    ScheduleSpec,
+    TaskKind,
+    TriggerKind,
+)
 from signoff.spec import _values as v
 from signoff.spec._yaml import Loc, type_name
 
@@ -42,7 +52,10 @@ __all__ = [
     "RelationModel",
     "RequirementsModel",
     "ResourcesModel",
+    "ScheduleModel",
+    "TRIGGER_KEYS",
     "TaskModel",
+    "TriggerModel",
     "describe_error",
     "unknown_key_message",
 ]
@@ -82,7 +95,10 @@ def _schema(validator: Any, json_schema: dict[str, Any]) -> tuple[PlainValidator
 Name = Annotated[str, *_schema(v.parse_name, _NAME)]
 Scalar = Annotated[object, *_schema(v.parse_scalar, {"type": [*_SCALAR["type"], "null"]})]
 Duration = Annotated[float | None, *_schema(v.duration_parser("timeout"), _DURATION)]
-_CRON = {"type": "string", "pattern": rf"^\s*{_CRON_FIELD}(\s+{_CRON_FIELD}){{4}}\s*$"}
+_CRON = {"type": "string", "pattern": rf"^\s*{_CRON_FIELD}(\s+{_CRON_FIELD}){{4,5}}\s*$"}
+_SCHEDULE = {"allOf": [{"$ref": "#/$defs/ScheduleModel"}]}  # a cron string or a mapping
+Window = Annotated[float | None, *_schema(v.duration_parser("window"), _DURATION)]
+Every = Annotated[float | None, *_schema(v.duration_parser("every"), _DURATION)]
 
 
 # ---------------------------------------------------------------- models
@@ -330,6 +346,11 @@ class TaskModel(_Model):
         int | None,
         *_schema(v.parse_port, {"type": "integer", "minimum": 1024, "maximum": 65535}),
     ] = None
+    traffic: Annotated[int, Field(ge=1, le=100)] | None = None
+    probation: Annotated[
+        float | None, *_schema(v.duration_parser("probation", allow_zero=True), _DURATION)
+    ] = None
+    max_error_rate: Annotated[float, Field(ge=0, le=1)] | None = None
     kind: str | None = None
     file_name: str | None = None
     function_name: str | None = None
@@ -342,6 +363,79 @@ class TaskModel(_Model):
     # cnvrg canvas coordinates, ignored
     top: Any = None
     left: Any = None
+
+
+def _string_or_mapping(schema: dict[str, Any]) -> None:
+    # `schedule:` is a cron string or this mapping; a keyword applies only to its own type
+    # (pattern to strings, properties to objects), so one definition says both
+    schema["type"] = ["string", "object"]
+    schema["pattern"] = _CRON["pattern"]
+
+
+class ScheduleModel(_Model):
+    """``schedule:`` as a mapping: a cron line, its time zone and the scheduler's policies."""
+
+    model_config = ConfigDict(json_schema_extra=_string_or_mapping)
+
+    cron: Annotated[str, *_schema(v.cron_parser("cron"), _CRON)]
+    timezone: Annotated[str, *_schema(v.parse_timezone, {"type": "string", "minLength": 1})] = "UTC"
+    catchup: Annotated[Catchup, *_schema(v.parse_catchup, {"enum": [c.value for c in Catchup]})] = (
+        Catchup.NONE
+    )
+    overlap: Annotated[Overlap, *_schema(v.parse_overlap, {"enum": [o.value for o in Overlap]})] = (
+        Overlap.SKIP
+    )
+
+    def to_spec(self) -> ScheduleSpec:
+        """The domain schedule."""
+        return ScheduleSpec(
+            cron=self.cron, timezone=self.timezone, catchup=self.catchup, overlap=self.overlap
+        )
+
+
+class TriggerModel(_Model):
+    """One entry of ``triggers:``; which keys a kind of trigger allows is checked later."""
+
+    on: Annotated[
+        TriggerKind, *_schema(v.parse_trigger_kind, {"enum": [k.value for k in TriggerKind]})
+    ]
+    endpoint: Name | None = None
+    metric: Annotated[
+        str | None,
+        *_schema(
+            v.parse_trigger_metric,
+            {"enum": [m for ms in v.DECAY_METRICS.values() for m in ms]},
+        ),
+    ] = None
+    threshold: float | None = Field(default=None, gt=0)
+    below: float | None = None
+    above: float | None = None
+    features: Annotated[
+        tuple[str, ...] | None,
+        *_schema(
+            v.parse_feature_list,
+            {"anyOf": [{"type": "array", "minItems": 1, "items": _NAME}, _NAME]},
+        ),
+    ] = None
+    min_events: Annotated[
+        int | None, *_schema(v.parse_min_events, {"type": "integer", "minimum": 1})
+    ] = None
+    window: Window = None
+    every: Every = None
+    path: Name | None = None
+    group_by: Name | None = None
+    k: Annotated[int | None, *_schema(v.parse_min_events, {"type": "integer", "minimum": 1})] = None
+
+
+_DECAY_KEYS = frozenset({"endpoint", "min_events", "window", "every"})
+TRIGGER_KEYS: dict[TriggerKind, frozenset[str]] = {
+    TriggerKind.DRIFT: _DECAY_KEYS | {"metric", "threshold", "features"},
+    TriggerKind.QUALITY: _DECAY_KEYS | {"metric", "below", "above", "group_by", "k"},
+    TriggerKind.ERROR_RATE: _DECAY_KEYS | {"above"},
+    TriggerKind.DATA: frozenset({"path", "every"}),
+    TriggerKind.WEBHOOK: frozenset(),
+}
+"""Keys each kind of trigger accepts besides ``on``."""
 
 
 class FlowModel(_Model):
@@ -379,11 +473,14 @@ class FlowModel(_Model):
             },
         ),
     ] = None
-    schedule: Annotated[str | None, *_schema(v.cron_parser("schedule"), _CRON)] = None
-    recurring: Annotated[str | None, *_schema(v.cron_parser("recurring"), _CRON)] = None
+    schedule: Annotated[object, *_schema(v.parse_schedule_value("schedule"), _SCHEDULE)] = None
+    recurring: Annotated[object, *_schema(v.parse_schedule_value("recurring"), _SCHEDULE)] = None
     params: list[ParamModel] | None = None
     tasks: list[Any] = Field(min_length=1)
     relations: list[RelationModel] | None = None
+    triggers: Annotated[list[Any] | None, *_schema(v.parse_triggers_value, {"type": "array"})] = (
+        None
+    )
 
     @property
     def name(self) -> str | None:
@@ -392,8 +489,12 @@ class FlowModel(_Model):
 
     @property
     def cron(self) -> str | None:
-        """The schedule (``schedule`` or cnvrg's ``recurring``)."""
-        return self.schedule if self.schedule is not None else self.recurring
+        """The schedule's cron line (``schedule`` or cnvrg's ``recurring``, either form)."""
+        value = self.schedule if self.schedule is not None else self.recurring
+        if isinstance(value, dict):
+            cron = value.get("cron")
+            return cron if isinstance(cron, str) else None
+        return value if isinstance(value, str) else None
 
 
 COMMON_TASK_KEYS = frozenset(
@@ -449,7 +550,9 @@ KIND_TASK_KEYS: dict[TaskKind, frozenset[str]] = {
             "auto_approve_if",
         }
     ),
-    TaskKind.DEPLOY: frozenset({"endpoint_title", "endpoint", "port"})
+    TaskKind.DEPLOY: frozenset(
+        {"endpoint_title", "endpoint", "port", "traffic", "probation", "max_error_rate"}
+    )
     | CNVRG_DEPLOY_KEYS
     | COMMAND_KEYS
     | CNVRG_RUN_KEYS,

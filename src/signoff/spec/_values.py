@@ -6,18 +6,34 @@ with a message meant for the user; the models in ``_schema`` attach them to keys
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
+import zoneinfo
 from collections.abc import Callable
+from datetime import datetime
+from enum import StrEnum
 from typing import NoReturn
 
-from signoff.domain.specs import ParamValue, TaskKind
+from croniter import croniter
+
+from signoff.domain.specs import Catchup, Overlap, ParamValue, TaskKind, TriggerKind
 from signoff.spec._yaml import type_name
 
 __all__ = [
     "CALL_PATTERN",
     "RESERVED_WORK_NAMES",
+    "DECAY_METRICS",
     "cron_parser",
+    "parse_catchup",
+    "parse_feature_list",
+    "parse_min_events",
+    "parse_overlap",
+    "parse_schedule_value",
+    "parse_timezone",
+    "parse_trigger_kind",
+    "parse_trigger_metric",
+    "parse_triggers_value",
     "duration_parser",
     "memory_parser",
     "parse_call",
@@ -411,20 +427,138 @@ def parse_output_dir(value: object) -> str:
 
 
 def cron_parser(key: str) -> Callable[[object], str]:
-    """A parser of five-field cron lines (``minute hour day month weekday``), one space apart."""
+    """A parser of cron lines: five fields (``minute hour day month weekday``), one space apart.
+
+    A sixth field, seconds, is accepted last (``*/10 * * * * 30``): an advanced option for
+    tests and demos. The line must be one croniter reads and must fire at least once.
+    """
 
     def parse(value: object) -> str:
         if not isinstance(value, str):
             return _fail(f"{key} must be a cron string like '0 3 * * MON', got {type_name(value)}")
         fields = value.split()
-        if len(fields) != 5:
+        if len(fields) not in (5, 6):
             return _fail(
-                f"{key} must have 5 cron fields (minute hour day month weekday), "
-                f"got {len(fields)} in {value!r}"
+                f"{key} must have 5 cron fields (minute hour day month weekday), or 6 with "
+                f"seconds last; got {len(fields)} in {value!r}"
             )
         for i, part in enumerate(fields, start=1):
             if not _CRON_FIELD.fullmatch(part):
                 _fail(f"{key} field {i} ({part!r}) is not a valid cron field")
-        return " ".join(fields)
+        line = " ".join(fields)
+        try:
+            croniter(line, datetime(2000, 1, 1)).get_next(datetime)
+        except (ValueError, KeyError) as exc:  # croniter's errors are ValueErrors
+            reason = str(exc) or type(exc).__name__
+            if "failed to find next date" in reason:
+                return _fail(f"{key} {line!r} never fires")
+            return _fail(f"{key} {line!r} is not a valid cron line: {reason}")
+        return line
 
     return parse
+
+
+# ---------------------------------------------------------------- schedules and triggers
+
+
+def parse_schedule_value(key: str) -> Callable[[object], object]:
+    """``schedule:`` is a cron string or a mapping (checked key by key by the loader)."""
+    cron = cron_parser(key)
+
+    def parse(value: object) -> object:
+        if isinstance(value, dict):
+            return value
+        if isinstance(value, str):
+            return cron(value)
+        return _fail(
+            f"{key} must be a cron string like '0 3 * * MON' or a mapping "
+            f"{{cron, timezone, catchup, overlap}}, got {type_name(value)}"
+        )
+
+    return parse
+
+
+def parse_triggers_value(value: object) -> object:
+    """``triggers:`` is a list of mappings (each checked by the loader)."""
+    if value is None or isinstance(value, list):
+        return value
+    return _fail(
+        f"triggers must be a list of rules like {{on: drift, ...}}, got {type_name(value)}"
+    )
+
+
+def parse_timezone(value: object) -> str:
+    """An IANA time zone name (``Europe/Paris``, ``UTC``), known to ``zoneinfo``."""
+    if not isinstance(value, str) or not value.strip():
+        return _fail(f"timezone must be an IANA name like 'Europe/Paris', got {type_name(value)}")
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        close = difflib.get_close_matches(value, sorted(zoneinfo.available_timezones()), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return _fail(f"unknown time zone '{value}'{hint}")
+    return value
+
+
+def _values_of(kind: type[StrEnum]) -> frozenset[str]:
+    return frozenset(member.value for member in kind)
+
+
+def parse_catchup(value: object) -> Catchup:
+    """``none``, ``latest`` or ``all``."""
+    if isinstance(value, str) and value in _values_of(Catchup):
+        return Catchup(value)
+    return _fail(f"catchup must be one of: none, latest, all; got {value!r}")
+
+
+def parse_overlap(value: object) -> Overlap:
+    """``skip``, ``queue`` or ``supersede``."""
+    if isinstance(value, str) and value in _values_of(Overlap):
+        return Overlap(value)
+    return _fail(f"overlap must be one of: skip, queue, supersede; got {value!r}")
+
+
+def parse_trigger_kind(value: object) -> TriggerKind:
+    """``on:`` of a trigger."""
+    allowed = ", ".join(k.value for k in TriggerKind)
+    if isinstance(value, str) and value in _values_of(TriggerKind):
+        return TriggerKind(value)
+    return _fail(f"unknown trigger '{value}' (expected one of: {allowed})")
+
+
+DECAY_METRICS: dict[TriggerKind, tuple[str, ...]] = {
+    TriggerKind.DRIFT: ("psi", "ks"),
+    TriggerKind.QUALITY: ("accuracy", "auc", "rmse", "ndcg"),
+}
+"""The metrics a drift and a quality rule may use."""
+
+
+def parse_trigger_metric(value: object) -> str:
+    """A drift statistic (``psi``, ``ks``) or a quality metric; which fits is checked later."""
+    known = [m for ms in DECAY_METRICS.values() for m in ms]
+    if isinstance(value, str) and value in known:
+        return value
+    return _fail(f"metric must be one of: {', '.join(known)}; got {value!r}")
+
+
+def parse_feature_list(value: object) -> tuple[str, ...]:
+    """``[age, income]`` or ``"age, income"``: feature names."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        return _fail(f"features must be a list of feature names, got {type_name(value)}")
+    names: list[str] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, str) or not item.strip():
+            _fail(f"features[{i}] must be a feature name, got {type_name(item)}")
+        if item.strip() not in names:
+            names.append(item.strip())
+    if not names:
+        return _fail("features must name at least one feature")
+    return tuple(names)
+
+
+def parse_min_events(value: object) -> int:
+    """How many events a rule needs before it is judged: a whole number, 1 or more."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    return _fail(f"must be a whole number, 1 or more; got {value!r}")

@@ -23,6 +23,7 @@ from signoff.errors import SpecError, SpecIssue
 from signoff.spec import _cnvrg
 from signoff.spec._build import CheckedTask, build_flow
 from signoff.spec._graph import find_cycles
+from signoff.spec._schedules import ScheduleChecks
 from signoff.spec._schema import (
     CALL_EXCLUDED_KEYS,
     COMMON_TASK_KEYS,
@@ -86,7 +87,7 @@ def parse_flow(text: str, filename: str = "<flow>", base_dir: Path | None = None
     return _Checker(text.removeprefix("\ufeff"), filename).load(path=None, base_dir=base)
 
 
-class _Checker:
+class _Checker(ScheduleChecks):
     """Collects the issues of one flow document and builds its spec when there are none."""
 
     def __init__(self, text: str, filename: str) -> None:
@@ -118,9 +119,19 @@ class _Checker:
         ]
         upstream, unsure = self.check_graph(tasks, data.get("relations"))
         tasks = [self.resolve_inputs(task, tasks, upstream, unsure) for task in tasks]
+        cron, schedule = self.check_schedule(data)
+        triggers = self.check_triggers(data.get("triggers"))
         if flow is None or any(i.severity == "error" for i in self.issues):
             raise self.spec_error()
-        spec = build_flow(flow, tasks, upstream, self.metadata(flow))
+        spec = build_flow(
+            flow,
+            tasks,
+            upstream,
+            self.metadata(flow),
+            cron=cron,
+            schedule=schedule,
+            triggers=triggers,
+        )
         warnings = tuple(sorted(self.issues, key=lambda i: (i.line, i.column)))
         return LoadedFlow(spec=spec, warnings=warnings, path=path, base_dir=base_dir)
 

@@ -48,6 +48,8 @@ from signoff.errors import ConflictError, NotFoundError
 from signoff.store import _tables as t
 from signoff.store._base import WRITE as _WRITE
 from signoff.store._governance import GovernanceStore
+from signoff.store._scheduling import SchedulingStore
+from signoff.store._sessions import SqlSessionStore
 
 __all__ = ["SqlStore", "create_sql_engine", "open_store"]
 
@@ -216,7 +218,7 @@ def _endpoint(row: Row[Any]) -> EndpointRecord:
     )
 
 
-class SqlStore(GovernanceStore):
+class SqlStore(GovernanceStore, SqlSessionStore, SchedulingStore):
     """The Store port on a SQLAlchemy engine."""
 
     def __init__(self, engine: Engine) -> None:

@@ -1,0 +1,308 @@
+"""The CLI against a signoff server: ``SIGNOFF_SERVER_URL`` and ``SIGNOFF_TOKEN`` set.
+
+``runs``, ``show``, ``logs``, ``gates``, ``approve`` and ``reject`` then ask the server's REST
+API (``/api/v1``) over HTTP instead of opening the store, and print the same documents: the
+API's answers have the shapes of the local ``--json`` output. Decisions are made as the
+token's user. HTTP errors become one-line reasons (a ``SignoffError``), like local ones.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from rich.console import Console
+
+from signoff.bootstrap import Settings
+from signoff.cli.progress import STATE_STYLE
+from signoff.domain.records import RunRecord
+from signoff.domain.states import RunState
+from signoff.errors import ConflictError, NotATargetError, NotFoundError, SignoffError
+
+__all__ = [
+    "RemoteClient",
+    "connect",
+    "decide_and_wait",
+    "follow",
+    "print_outcome",
+    "run_record",
+    "run_summary",
+]
+
+_POLL = 0.5
+_PATIENCE = 120.0  # seconds without any change before a decision stops waiting for the run
+_SETTLED = {s.value for s in RunState if s.is_terminal} | {RunState.WAITING_FOR_APPROVAL.value}
+
+
+class RemoteClient:
+    """Calls to one signoff server's REST API with a Bearer token."""
+
+    def __init__(self, url: str, token: str, *, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=f"{self.url}/api/v1",
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    # ------------------------------------------------------------------ transport
+    def _send(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise SignoffError(f"cannot reach the signoff server at {self.url}: {exc}") from None
+        if response.status_code >= 400:
+            raise _error(self.url, response)
+        return response
+
+    def _json(self, method: str, path: str, **kw: Any) -> Any:
+        response = self._send(method, path, **kw)
+        try:
+            return response.json()
+        except ValueError:
+            raise SignoffError(
+                f"{self.url} did not answer like a signoff server (no JSON at {path})"
+            ) from None
+
+    # ---------------------------------------------------------------- resources
+    def me(self) -> dict[str, Any]:
+        """Who the token acts as."""
+        found: dict[str, Any] = self._json("GET", "/users/me")
+        return found
+
+    def runs(self, limit: int) -> list[dict[str, Any]]:
+        """Runs, newest first (``runs --json``)."""
+        rows: list[dict[str, Any]] = self._json("GET", "/runs", params={"limit": limit})
+        return rows
+
+    def run_detail(self, run_id: str) -> dict[str, Any]:
+        """A run as ``show --json`` prints it."""
+        detail: dict[str, Any] = self._json("GET", f"/runs/{_part(run_id)}")
+        for task in detail["tasks"]:  # JSON has no NaN: the server sends null for it
+            task["metrics"] = {
+                k: float("nan") if v is None else v for k, v in task["metrics"].items()
+            }
+        return detail
+
+    def open_gates(self) -> list[dict[str, Any]]:
+        """Gates waiting for a decision (``gates --json``)."""
+        rows: list[dict[str, Any]] = self._json("GET", "/gates")
+        for row in rows:
+            row.pop("required", None)
+        return rows
+
+    def task_log(self, run_id: str, label: str) -> tuple[str, bool]:
+        """A task run's output (its last 4 MiB) and whether it was cut."""
+        response = self._send(
+            "GET",
+            f"/runs/{_part(run_id)}/tasks/{_part(label)}/logs",
+            params={"tail": 4 * 1024 * 1024},
+        )
+        return response.text, response.headers.get("x-log-truncated") == "true"
+
+    def decide(self, run_id: str, *, approve: bool, comment: str | None) -> dict[str, Any]:
+        """Approve or reject the run's open gate as the token's user."""
+        body = {"decision": "approve" if approve else "reject", "comment": comment}
+        result: dict[str, Any] = self._json("POST", f"/runs/{_part(run_id)}/decisions", json=body)
+        return result
+
+
+def _part(value: str) -> str:
+    """One path segment, escaped (a task label like ``train[1]`` stays one segment)."""
+    return quote(value, safe="")
+
+
+def _error(url: str, response: httpx.Response) -> SignoffError:
+    try:
+        detail = str(response.json().get("detail") or response.reason_phrase)
+    except (ValueError, AttributeError):
+        detail = response.reason_phrase or f"HTTP {response.status_code}"
+    status = response.status_code
+    if status == 401:
+        return SignoffError(f"the server at {url} refused the token (SIGNOFF_TOKEN): {detail}")
+    if status == 403:
+        return NotATargetError(detail)
+    if status == 404:
+        return NotFoundError(detail)
+    if status == 409:
+        return ConflictError(detail)
+    return SignoffError(detail)
+
+
+@contextmanager
+def connect(settings: Settings) -> Iterator[RemoteClient]:
+    """A client for the configured server; refuses a URL without a token or a scheme."""
+    url = settings.server_url or ""
+    if not url.startswith(("http://", "https://")):
+        raise SignoffError(f"SIGNOFF_SERVER_URL must start with http:// or https://, got {url!r}")
+    if settings.token is None or not settings.token.get_secret_value().strip():
+        raise SignoffError(
+            "SIGNOFF_SERVER_URL is set but SIGNOFF_TOKEN is not: create a token with "
+            "`signoff users token NAME` on the server's side"
+        )
+    client = RemoteClient(url, settings.token.get_secret_value().strip())
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def run_record(row: dict[str, Any]) -> RunRecord:
+    """A run row as a record, for the tables that print records (fields a row lacks are empty)."""
+    return RunRecord(
+        id=row["run_id"],
+        flow_name=row["flow"],
+        flow_hash="",
+        state=RunState(row["state"]),
+        version=0,
+        params={},
+        started_by=row["started_by"],
+        work_dir="",
+        created_at=row["created_at"],
+        updated_at=row["created_at"],
+        ended_at=row["ended_at"],
+        reason=row["reason"],
+    )
+
+
+_ROW_KEYS = ("run_id", "flow", "state", "started_by", "created_at", "ended_at", "reason")
+
+
+def run_summary(detail: dict[str, Any]) -> dict[str, Any]:
+    """The short form of a run (``run --json``) from its full form."""
+    return {
+        **{k: detail[k] for k in _ROW_KEYS},
+        "gate": next((g for g in detail["gates"] if g["state"] == "waiting_for_approval"), None),
+        "deployments": [
+            t["result"]
+            for t in detail["tasks"]
+            if t["state"] == "succeeded" and "endpoint" in t["result"]
+        ],
+    }
+
+
+def _styled(state: str) -> str:
+    return f"[{STATE_STYLE.get(state, '')}]{state}[/]"
+
+
+def follow(
+    client: RemoteClient,
+    run_id: str,
+    console: Console | None,
+    *,
+    seen: dict[str, str] | None = None,
+    until: Callable[[dict[str, Any]], bool] | None = None,
+    patience: float | None = None,
+) -> dict[str, Any]:
+    """Print task and run state changes until ``until`` holds (default: the run ends or
+    waits at a gate); with ``patience``, give up after that many seconds without a change."""
+    done = until or (lambda d: d["state"] in _SETTLED)
+    states = dict(seen or {})
+    last_run_state = ""
+    last_change = time.monotonic()
+    while True:
+        detail = client.run_detail(run_id)
+        for task in detail["tasks"]:
+            if states.get(task["task_run_id"]) != task["state"]:
+                states[task["task_run_id"]] = task["state"]
+                last_change = time.monotonic()
+                note = f" ({task['reason']})" if task["reason"] else ""
+                if console is not None:
+                    console.print(
+                        f"{task['label']:<24} {task['state']}{note}", markup=False, highlight=False
+                    )
+        if detail["state"] != last_run_state:
+            last_run_state = detail["state"]
+            last_change = time.monotonic()
+            if console is not None:
+                console.print(f"run {detail['run_id']} {detail['state']}", markup=False)
+        if done(detail):
+            return detail
+        if patience is not None and time.monotonic() - last_change > patience:
+            return detail
+        time.sleep(_POLL)
+
+
+def decide_and_wait(
+    client: RemoteClient,
+    run_id: str,
+    *,
+    as_user: str | None,
+    approve: bool,
+    comment: str | None,
+    progress: Console | None,
+    note: Console,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Decide the run's open gate as the token's user; when the gate closed, wait while the
+    server continues the run. Returns the decision and the run's final form."""
+    user = str(client.me()["user"])
+    if as_user is not None and as_user != user:
+        raise SignoffError(
+            f"--as {as_user}: with SIGNOFF_SERVER_URL set, decisions are made as the token's "
+            f"user ({user}); drop --as, or use a token of {as_user}"
+        )
+    before = client.run_detail(run_id)
+    seen = {t["task_run_id"]: t["state"] for t in before["tasks"]}
+    result = client.decide(before["run_id"], approve=approve, comment=comment)
+    verb = "approved" if approve else "rejected"
+    if progress is not None:
+        progress.print(f"{user} {verb} run {before['run_id']}: gate is now {result['gate_state']}")
+    if result["gate_state"] == "waiting_for_approval":  # the quorum wants more approvals
+        return result, client.run_detail(before["run_id"])
+
+    def moved_on(detail: dict[str, Any]) -> bool:
+        if detail["state"] != RunState.WAITING_FOR_APPROVAL.value:
+            return detail["state"] in _SETTLED
+        return any(
+            g["state"] == "waiting_for_approval" and g["gate_id"] != result["gate_id"]
+            for g in detail["gates"]
+        )
+
+    final = follow(
+        client, before["run_id"], progress, seen=seen, until=moved_on, patience=_PATIENCE
+    )
+    if not moved_on(final):
+        note.print(
+            f"note: the decision is recorded; the server has not finished run "
+            f"{final['run_id']} yet (it is {final['state']})",
+            markup=False,
+        )
+    return result, final
+
+
+def print_outcome(console: Console, detail: dict[str, Any], cmd: str) -> None:
+    """The closing lines after a run moved: where it stands and what to do next."""
+    state, reason = detail["state"], detail["reason"]
+    console.print(
+        f"run [bold]{detail['run_id']}[/] is {_styled(state)}"
+        + (f" ({reason})" if reason and state != RunState.SUCCEEDED.value else "")
+    )
+    if state == RunState.WAITING_FOR_APPROVAL.value:
+        for g in detail["gates"]:
+            if g["state"] != "waiting_for_approval":
+                continue
+            console.print(
+                f"\nThe run waits at gate [bold]{g['task']}[/] for {', '.join(g['targets'])}; "
+                "it holds no process while it waits."
+            )
+            if g["report_html"]:
+                console.print(f"  review report: {g['report_html']}")
+            run_id = detail["run_id"]
+            console.print(f"  approve: {cmd} approve {run_id} --comment 'looks good'")
+            console.print(f"  reject:  {cmd} reject {run_id} --comment 'why not'")
+            console.print(f"  details: {cmd} show {run_id}")
+    for task in detail["tasks"]:
+        if task["state"] == "succeeded" and "endpoint" in task["result"]:
+            r = task["result"]
+            console.print(
+                f"endpoint [bold]{r['endpoint']}[/] serves {r['model_version']} at {r['url']}\n"
+                f"  try: curl -s -X POST {r['url']}/predict -H 'content-type: application/json' "
+                "-d @request.json   (see examples/recsys/README.md)"
+            )

@@ -1,0 +1,38 @@
+"""The audit log: its entries (all, or one run's) and a check of its hash chain."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from signoff.domain.audit import verify_chain
+from signoff.server.api_access import ERRORS, NOT_FOUND, BoundedRoute, ReadDep, run_of
+from signoff.server.deps import AppDep
+from signoff.server.schemas import AuditEntryOut, AuditVerifyOut, ChainBreakOut
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["audit"], route_class=BoundedRoute, responses=ERRORS)
+
+
+@router.get("/audit", responses=NOT_FOUND)
+def list_audit(
+    app: AppDep,
+    _who: ReadDep,
+    run_id: Annotated[str | None, Query(max_length=32, description="only this run")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="the newest this many")] = 1000,
+) -> list[AuditEntryOut]:
+    """Audit entries in chain order (``signoff audit show --json``), the newest ``limit``."""
+    rid = run_of(app, run_id).id if run_id is not None else None
+    return [AuditEntryOut.of(e) for e in app.store.list_audit(rid)[-limit:]]
+
+
+@router.get("/audit/verify")
+def verify_audit(app: AppDep, _who: ReadDep) -> AuditVerifyOut:
+    """Recompute the whole chain: any edited, deleted or reordered entry is a break."""
+    entries = app.store.list_audit()
+    breaks = verify_chain(entries)
+    return AuditVerifyOut(
+        entries=len(entries), intact=not breaks, breaks=[ChainBreakOut.of(b) for b in breaks]
+    )

@@ -1,0 +1,212 @@
+"""Fuzzing the REST API from its published OpenAPI document: no request gets a 5xx.
+
+schemathesis reads ``/api/v1/openapi.json`` from a real server (uvicorn on 127.0.0.1, a
+SQLite store holding one run waiting at its gate) and generates requests for every
+operation: valid ones and invalid ones (wrong types, missing fields, odd strings), with an
+admin token that holds every scope, so requests reach the handlers instead of stopping at
+authentication. Then the GETs again with the ids and names that exist. Bounded: a fixed
+number of examples per operation, no shrinking, and a time budget for the whole file.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+import uvicorn
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import GenerationMode
+from schemathesis.core.result import Ok
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from signoff.bootstrap import App, Settings, build_app
+from signoff.domain.records import UserRecord
+from signoff.domain.states import RunState
+from signoff.server import create_app
+from signoff.server.tokens import issue_token
+from signoff.server.worker import Worker
+from signoff.spec import parse_flow
+
+CONFORMANCE = [
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
+OURS = {"flows", "runs", "gates", "models", "endpoints", "users", "audit"}  # the API's tags
+EXAMPLES = 25  # per operation and mode
+BUDGET = 55.0  # seconds for all the fuzzing in this file
+
+FLOW = """flow: fuzzed
+tasks:
+  - title: say
+    command: python -c "print('hello')"
+  - title: sign-off
+    depends_on: say
+    objective: human_validation
+    target: alice
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Target:
+    """The served app, its URL, the admin token's headers and the waiting run."""
+
+    app: App
+    url: str
+    headers: dict[str, str]
+    run_id: str
+    gate_id: str
+    label: str = "say"
+    server_errors: list[str] = field(default_factory=list)
+    undocumented: list[str] = field(default_factory=list)
+    requests: int = 0
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    base = tmp_path_factory.mktemp("fuzz")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    app = build_app(
+        Settings(
+            home=base / "home",
+            database_url=f"sqlite:///{base / 'signoff.db'}",
+            base_url=url,
+            slots=2,
+        )
+    )
+    for name, roles in (("alice", ("approver",)), ("root", ("admin",))):
+        app.store.add_user(UserRecord(name, None, roles, True, 0.0))
+    token = issue_token(
+        app.store,
+        "root",
+        scopes=("read", "run", "decide", "admin"),
+        now=time.time(),
+        ttl_seconds=3600,
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(app, worker=Worker(app, tick=0.2)),
+            host="127.0.0.1",
+            port=port,
+            log_level="critical",
+            access_log=False,
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    spec = parse_flow(FLOW, "flow.yaml", Path(base)).spec
+    run = app.engine.start_run(spec, base_dir=None, started_by="root")
+    while app.store.get_run(run.id).state is not RunState.WAITING_FOR_APPROVAL:
+        assert time.monotonic() < deadline + 40, app.store.get_run(run.id)
+        time.sleep(0.1)
+    [gate] = app.store.gates_of_run(run.id)
+    try:
+        yield Target(app, url, {"Authorization": f"Bearer {token}"}, run.id, gate.id)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        app.close()
+
+
+def _fuzz(
+    target: Target, operation: Any, mode: GenerationMode, *, conform: bool, **fixed: Any
+) -> None:
+    """Send generated requests for one operation; remember every 5xx and, with ``conform``,
+    every answer that its documented status codes, media types and schemas do not allow.
+    No shrinking: a failure is reported as generated."""
+    strategy = operation.as_strategy(generation_mode=mode, **fixed)
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=strategy)
+    def send(case: Any) -> None:
+        response = case.call(base_url=target.url, headers=target.headers, timeout=30)
+        target.requests += 1
+        where = (
+            f"{response.status_code} {case.method} {case.formatted_path} "
+            f"query={case.query!r} body={str(case.body)[:200]!r}: {response.text[:200]}"
+        )
+        if response.status_code >= 500:
+            target.server_errors.append(where)
+        elif conform:
+            try:
+                case.validate_response(response, checks=CONFORMANCE)
+            except (AssertionError, BaseExceptionGroup) as exc:
+                target.undocumented.append(f"{where}\n  {str(exc).splitlines()[:4]}")
+
+    send()
+
+
+def test_no_generated_request_gets_a_server_error(target: Target) -> None:
+    schema = schemathesis.openapi.from_url(
+        f"{target.url}/api/v1/openapi.json", headers=target.headers, timeout=10
+    ).include(path_regex=r"^/api/v1/")
+    loaded = list(schema.get_all_operations())
+    operations = [result.ok() for result in loaded if isinstance(result, Ok)]
+    assert len(operations) == len(loaded) >= 20  # every operation's schema is usable
+    known = {
+        "run_id": target.run_id,
+        "gate_id": target.gate_id,
+        "label": target.label,
+        "name": "fuzzed",
+    }
+    passes: list[tuple[GenerationMode, bool]] = [
+        (GenerationMode.POSITIVE, False),
+        (GenerationMode.NEGATIVE, False),
+        (GenerationMode.POSITIVE, True),  # the GETs again, on what exists
+    ]
+    deadline = time.monotonic() + BUDGET
+    covered = 0
+    for mode, with_known in passes:
+        for op in operations:
+            if time.monotonic() > deadline:
+                break
+            fixed: dict[str, Any] = {}
+            if with_known:  # reads, and decisions (refused: root is no approver)
+                if op.method.upper() != "GET" and not op.path.endswith("/decisions"):
+                    continue
+                names = {p.name for p in op.path_parameters}
+                if not names:
+                    continue
+                fixed["path_parameters"] = {k: v for k, v in known.items() if k in names}
+            conform = mode is GenerationMode.POSITIVE and bool(OURS & set(op.tags or ()))
+            _fuzz(target, op, mode, conform=conform, **fixed)
+            covered += 1
+    assert not target.server_errors, "\n".join(target.server_errors[:20])
+    assert not target.undocumented, "\n".join(target.undocumented[:20])
+    assert covered >= len(operations), f"only {covered} operation passes fit in the budget"
+    assert target.requests >= len(operations) * 5
+    # the run it fuzzed around is still sound
+    assert target.app.store.get_run(target.run_id).state in (
+        RunState.WAITING_FOR_APPROVAL,
+        RunState.CANCELLED,
+    )

@@ -18,10 +18,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("sklearn")
-pytest.importorskip("xgboost")
-pytest.importorskip("skops")
-
 from signoff.bootstrap import App, Settings, build_app
 from signoff.domain.states import RunState
 from signoff.engine.engine import new_id

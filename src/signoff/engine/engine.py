@@ -29,14 +29,21 @@ from signoff.engine import builtin
 from signoff.engine.artifacts import cache_key, code_fingerprint, folder_fingerprint
 from signoff.engine.deploy import deploy
 from signoff.engine.ingest import read_outputs
+from signoff.engine.workdir import (
+    env_key,
+    input_map,
+    link_inputs,
+    link_output_dir,
+    log_tail,
+    prepare_work_dir,
+    snapshot_code,
+)
 from signoff.errors import ConflictError, SignoffError
 from signoff.spec.templates import render, task_slug
 from signoff.tracking.environment import code_version, environment
 
 __all__ = ["Engine", "EngineObserver", "RunBusyError", "new_id"]
 
-_CODE_SKIP = {".git", ".signoff", "__pycache__", ".venv", "node_modules", ".mypy_cache"}
-_CODE_MAX_BYTES = 50 * 1024 * 1024
 _T = TaskRunState
 
 
@@ -121,7 +128,7 @@ class Engine:
         code_dir = run_dir / "code"
         code_dir.mkdir(parents=True, exist_ok=True)
         if base_dir is not None:
-            _snapshot_code(base_dir, code_dir, skip=self.home)
+            snapshot_code(base_dir, code_dir, skip=self.home)
         now = self.clock.now()
         task_runs: list[TaskRunRecord] = []
         for order, task in enumerate(spec.tasks):
@@ -438,7 +445,7 @@ class _Drive:
             if not fresh:
                 shutil.rmtree(output, ignore_errors=True)
         else:
-            _prepare_work_dir(
+            prepare_work_dir(
                 work,
                 Path(self.run.work_dir) / "code",
                 inputs if task.depends_on else None,
@@ -446,9 +453,9 @@ class _Drive:
                 fresh=fresh,
             )
             for upstream_name in task.depends_on:
-                _link_inputs(inputs / task_slug(upstream_name), self.by_task[upstream_name])
+                link_inputs(inputs / task_slug(upstream_name), self.by_task[upstream_name])
         if task.output_dir:
-            _link_output_dir(work / task.output_dir, output)
+            link_output_dir(work / task.output_dir, output)
         variables: dict[str, object] = {
             **tr.params,
             "run_id": self.run.id,
@@ -487,7 +494,7 @@ class _Drive:
                     "SIGNOFF_OUTPUT_DIR": str(output),
                     "SIGNOFF_INPUTS_DIR": str(inputs),
                     "SIGNOFF_RECORDS_FILE": str(work / "records.jsonl"),
-                    **{f"SIGNOFF_PARAM_{_env_key(k)}": str(v) for k, v in params.items()},
+                    **{f"SIGNOFF_PARAM_{env_key(k)}": str(v) for k, v in params.items()},
                     **dict(task.env),
                 }
             )
@@ -512,7 +519,7 @@ class _Drive:
                 timeout=task.timeout,
                 call=task.call,
                 params=params,
-                inputs=_input_map(task, self.by_task) if in_process else {},
+                inputs=input_map(task, self.by_task) if in_process else {},
             )
         )
 
@@ -581,7 +588,7 @@ class _Drive:
         now = self._now()
         if outcome.error is not None or outcome.exit_code != 0:
             why = outcome.error or f"exit code {outcome.exit_code}"
-            tail = _log_tail(Path(tr.work_dir))
+            tail = log_tail(Path(tr.work_dir))
             self._failed(tr, why + (f": {tail}" if tail and outcome.error is None else ""))
             return
         try:
@@ -702,105 +709,6 @@ def _flow_params(spec: FlowSpec, overrides: Mapping[str, ParamValue]) -> dict[st
         else:
             values[p.key] = p.values[0]
     return values
-
-
-def _snapshot_code(src: Path, dest: Path, *, skip: Path) -> None:
-    """Copy the flow's folder (code and small files) so the run can be reproduced as it was.
-
-    signoff's own home folder is never copied, even when it lies inside the flow's folder.
-    """
-    total = 0
-    home = skip.resolve()
-    for root, dirs, files in os.walk(src):
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if d not in _CODE_SKIP and not d.startswith(".") and (Path(root) / d).resolve() != home
-        )
-        rel = Path(root).relative_to(src)
-        for name in sorted(files):
-            path = Path(root) / name
-            total += path.stat().st_size
-            if total > _CODE_MAX_BYTES:
-                raise SignoffError(
-                    f"the flow's folder {src} holds over {_CODE_MAX_BYTES >> 20} MB; keep data "
-                    "out of it (tasks fetch data) so runs stay cheap to snapshot"
-                )
-            (dest / rel).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, dest / rel / name)
-
-
-_RESERVED = {"inputs", "output", "records.jsonl", "stdout.log"}
-
-
-def _input_map(task: TaskSpec, by_task: Mapping[str, list[TaskRunRecord]]) -> dict[str, Path]:
-    """Upstream outputs for an in-process task (one upstream task run: its folder)."""
-    found: dict[str, Path] = {}
-    for name in task.depends_on:
-        ups = by_task[name]
-        if len(ups) == 1:
-            found[name] = found[task_slug(name)] = _output_of(ups[0])
-    return found
-
-
-def _prepare_work_dir(
-    work: Path, code_dir: Path, inputs: Path | None, output: Path, *, fresh: bool
-) -> None:
-    """An empty output folder, the inputs folder, and (for commands) links to the code."""
-    if fresh:  # a first attempt: nothing to clear
-        output.mkdir(parents=True, exist_ok=True)
-    else:
-        work.mkdir(parents=True, exist_ok=True)
-        if output.is_symlink():
-            output.unlink()
-        elif output.exists():  # a retry starts from an empty output folder
-            shutil.rmtree(output)
-        output.mkdir()
-    if inputs is not None:
-        inputs.mkdir(exist_ok=True)
-    for entry in code_dir.iterdir():
-        link = work / entry.name
-        if entry.name in _RESERVED or link.exists() or link.is_symlink():
-            continue
-        link.symlink_to(entry)
-
-
-def _link_inputs(target: Path, upstream: list[TaskRunRecord]) -> None:
-    if target.is_symlink() or target.is_file():
-        target.unlink()
-    elif target.exists():
-        shutil.rmtree(target)
-    if len(upstream) == 1:
-        target.symlink_to(_output_of(upstream[0]), target_is_directory=True)
-        return
-    target.mkdir(parents=True)
-    for u in upstream:
-        (target / str(u.index)).symlink_to(_output_of(u), target_is_directory=True)
-
-
-def _link_output_dir(link: Path, output: Path) -> None:
-    """cnvrg's ``output_dir``: a folder name in the working folder that is collected."""
-    if link == output or link.is_symlink() or link.exists():
-        return
-    link.parent.mkdir(parents=True, exist_ok=True)
-    link.symlink_to(output, target_is_directory=True)
-
-
-def _output_of(tr: TaskRunRecord) -> Path:
-    out = Path(tr.work_dir) / "output"
-    return out.resolve() if out.is_symlink() else out
-
-
-def _env_key(key: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in key).upper()
-
-
-def _log_tail(work: Path, lines: int = 3) -> str:
-    log = work / "stdout.log"
-    if not log.is_file():
-        return ""
-    text = log.read_text(errors="replace").strip().splitlines()
-    return " | ".join(line.strip() for line in text[-lines:])
 
 
 def _outcome_reason(outcome: RunState, trs: list[TaskRunRecord]) -> str:

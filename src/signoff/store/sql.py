@@ -24,14 +24,8 @@ from signoff.domain.records import (
     ArtifactRecord,
     AuditEvent,
     DecisionRecord,
-    DeploymentKind,
-    DeploymentRecord,
-    EndpointRecord,
-    FeedbackRecord,
     GateRecord,
     MetricRecord,
-    ModelVersionRecord,
-    PredictionRecord,
     RunRecord,
     TaskOutputs,
     TaskRunRecord,
@@ -48,6 +42,7 @@ from signoff.errors import ConflictError, NotFoundError
 from signoff.store import _tables as t
 from signoff.store._base import WRITE as _WRITE
 from signoff.store._governance import GovernanceStore
+from signoff.store._registry import RegistryStore
 from signoff.store._scheduling import SchedulingStore
 from signoff.store._sessions import SqlSessionStore
 
@@ -187,38 +182,7 @@ def _decision(row: Row[Any]) -> DecisionRecord:
     )
 
 
-def _model_version(row: Row[Any]) -> ModelVersionRecord:
-    m = row._mapping
-    return ModelVersionRecord(
-        id=m["id"],
-        name=m["name"],
-        version=m["version"],
-        flavor=m["flavor"],
-        path=m["path"],
-        digest=m["digest"],
-        signature=list(m["signature"]),
-        metrics=dict(m["metrics"]),
-        params=dict(m["params"]),
-        run_id=m["run_id"],
-        task_run_id=m["task_run_id"],
-        created_at=m["created_at"],
-    )
-
-
-def _endpoint(row: Row[Any]) -> EndpointRecord:
-    m = row._mapping
-    return EndpointRecord(
-        name=m["name"],
-        url=m["url"],
-        port=m["port"],
-        pid=m["pid"],
-        model_version_id=m["model_version_id"],
-        state=m["state"],
-        updated_at=m["updated_at"],
-    )
-
-
-class SqlStore(GovernanceStore, SqlSessionStore, SchedulingStore):
+class SqlStore(RegistryStore, GovernanceStore, SqlSessionStore, SchedulingStore):
     """The Store port on a SQLAlchemy engine."""
 
     def __init__(self, engine: Engine) -> None:
@@ -613,78 +577,6 @@ class SqlStore(GovernanceStore, SqlSessionStore, SchedulingStore):
     def logged_tags(self, task_run_id: str) -> dict[str, str]:
         return {k: str(v) for k, v in self._logged(task_run_id, "tag").items()}
 
-    # ---------------------------------------------------------------------- registry
-    def next_model_version(self, name: str) -> int:
-        q = sa.select(sa.func.max(t.model_versions.c.version)).where(
-            t.model_versions.c.name == name
-        )
-        with self.engine.connect() as conn:
-            current = conn.execute(q).scalar()
-        return int(current or 0) + 1
-
-    def add_model_version(self, record: ModelVersionRecord) -> ModelVersionRecord:
-        with self._tx() as conn:
-            conn.execute(t.model_versions.insert().values(**dataclasses.asdict(record)))
-        return record
-
-    def get_model_version(self, model_version_id: str) -> ModelVersionRecord:
-        q = sa.select(t.model_versions).where(t.model_versions.c.id == model_version_id)
-        return _model_version(self._one(q, f"model version {model_version_id}"))
-
-    def model_versions_of(self, task_run_id: str) -> list[ModelVersionRecord]:
-        q = (
-            sa.select(t.model_versions)
-            .where(t.model_versions.c.task_run_id == task_run_id)
-            .order_by(t.model_versions.c.created_at)
-        )
-        return [_model_version(r) for r in self._all(q)]
-
-    def list_model_versions(self, name: str | None = None) -> list[ModelVersionRecord]:
-        q = sa.select(t.model_versions).order_by(
-            t.model_versions.c.name, t.model_versions.c.version
-        )
-        if name is not None:
-            q = q.where(t.model_versions.c.name == name)
-        return [_model_version(r) for r in self._all(q)]
-
-    def set_alias(
-        self, name: str, alias: str, model_version_id: str, *, actor: str, at: float, reason: str
-    ) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                t.model_aliases.delete().where(
-                    t.model_aliases.c.name == name, t.model_aliases.c.alias == alias
-                )
-            )
-            conn.execute(
-                t.model_aliases.insert().values(
-                    name=name, alias=alias, model_version_id=model_version_id
-                )
-            )
-            conn.execute(
-                t.alias_history.insert().values(
-                    name=name,
-                    alias=alias,
-                    model_version_id=model_version_id,
-                    actor=actor,
-                    at=at,
-                    reason=reason,
-                )
-            )
-
-    def alias_history(self, name: str) -> list[dict[str, Any]]:
-        """Every move of every alias of a model: who, when, why; oldest first."""
-        q = (
-            sa.select(t.alias_history)
-            .where(t.alias_history.c.name == name)
-            .order_by(t.alias_history.c.id)
-        )
-        return [dict(r._mapping) for r in self._all(q)]
-
-    def aliases(self, name: str) -> dict[str, str]:
-        q = sa.select(t.model_aliases).where(t.model_aliases.c.name == name)
-        return {r.alias: r.model_version_id for r in self._all(q)}
-
     # ------------------------------------------------------------------------- gates
     def open_gate(
         self,
@@ -798,83 +690,6 @@ class SqlStore(GovernanceStore, SqlSessionStore, SchedulingStore):
         with self._tx() as conn:
             conn.execute(t.decisions.insert().values(**dataclasses.asdict(decision)))
             self._append_audit(conn, decision.at, audit)
-
-    # --------------------------------------------------------------------- endpoints
-    def get_endpoint(self, name: str) -> EndpointRecord | None:
-        rows = self._all(sa.select(t.endpoints).where(t.endpoints.c.name == name))
-        return _endpoint(rows[0]) if rows else None
-
-    def list_endpoints(self) -> list[EndpointRecord]:
-        return [_endpoint(r) for r in self._all(sa.select(t.endpoints).order_by("name"))]
-
-    def save_endpoint(self, endpoint: EndpointRecord) -> None:
-        with self._tx() as conn:
-            conn.execute(t.endpoints.delete().where(t.endpoints.c.name == endpoint.name))
-            conn.execute(t.endpoints.insert().values(**dataclasses.asdict(endpoint)))
-
-    def add_deployment(self, deployment: DeploymentRecord) -> None:
-        with self._tx() as conn:
-            conn.execute(t.deployments.insert().values(**dataclasses.asdict(deployment)))
-
-    def list_deployments(self, endpoint: str) -> list[DeploymentRecord]:
-        q = (
-            sa.select(t.deployments)
-            .where(t.deployments.c.endpoint == endpoint)
-            .order_by(t.deployments.c.at)
-        )
-        return [
-            DeploymentRecord(
-                id=r.id,
-                endpoint=r.endpoint,
-                model_version_id=r.model_version_id,
-                run_id=r.run_id,
-                gate_id=r.gate_id,
-                deployed_by=r.deployed_by,
-                at=r.at,
-                kind=DeploymentKind(r.kind),
-                traffic=r.traffic,
-                previous_model_version_id=r.previous_model_version_id,
-                reason=r.reason,
-                max_error_rate=r.max_error_rate,
-            )
-            for r in self._all(q)
-        ]
-
-    # ------------------------------------------------------- prediction log, feedback
-    def add_predictions(self, predictions: Sequence[PredictionRecord]) -> None:
-        """Append logged predictions (one batch, one transaction)."""
-        if predictions:
-            with self._tx() as conn:
-                conn.execute(t.predictions.insert(), [dataclasses.asdict(p) for p in predictions])
-
-    def list_predictions(self, endpoint: str, limit: int = 100) -> list[PredictionRecord]:
-        """The latest logged predictions of an endpoint, newest first."""
-        q = (
-            sa.select(t.predictions)
-            .where(t.predictions.c.endpoint == endpoint)
-            .order_by(t.predictions.c.at.desc())
-            .limit(limit)
-        )
-        return [PredictionRecord(**r._mapping) for r in self._all(q)]
-
-    def add_feedback(self, feedback: FeedbackRecord) -> None:
-        """Store a label for a logged prediction; NotFoundError when the id is unknown."""
-        with self._tx() as conn:
-            known = conn.execute(
-                sa.select(t.predictions.c.id).where(t.predictions.c.id == feedback.prediction_id)
-            ).first()
-            if known is None:
-                raise NotFoundError(f"no prediction {feedback.prediction_id!r}")
-            conn.execute(t.feedback.insert().values(**dataclasses.asdict(feedback)))
-
-    def list_feedback(self, prediction_ids: Sequence[str]) -> list[FeedbackRecord]:
-        """Labels given for these predictions, oldest first."""
-        q = (
-            sa.select(t.feedback)
-            .where(t.feedback.c.prediction_id.in_(list(prediction_ids)))
-            .order_by(t.feedback.c.id)
-        )
-        return [FeedbackRecord(r.prediction_id, r.label, r.at) for r in self._all(q)]
 
 
 # The hot path (two transitions per task run) skips statement compilation: plain SQL, built

@@ -16,6 +16,8 @@ PG_ADMIN_URL = os.environ.get(
     "SIGNOFF_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 RESOURCES = Path(__file__).parent / "resources"
+TEST_AUDIT_KEY = b"test-audit-key-0123456789abcdef"
+"""The audit key of stores opened directly by tests (an App makes its own in its home)."""
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -63,6 +65,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def store(database_url: str) -> Iterator[SqlStore]:
     """A migrated store on each backend."""
     s = open_store(database_url)
+    s.configure_audit(TEST_AUDIT_KEY)
     try:
         yield s
     finally:

@@ -14,6 +14,7 @@ __all__ = [
     "GateClosedError",
     "IntegrityError",
     "InvalidTransitionError",
+    "LinkUsedError",
     "NotATargetError",
     "NotFoundError",
     "SignoffError",
@@ -70,6 +71,10 @@ class InvalidTransitionError(ConflictError):
 
 class GateClosedError(ConflictError):
     """The gate was already decided, expired or cancelled."""
+
+
+class LinkUsedError(ConflictError):
+    """A single-use decision link was used already (the store refused its second use)."""
 
 
 class NotATargetError(SignoffError, PermissionError):

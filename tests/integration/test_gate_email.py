@@ -193,7 +193,7 @@ def test_get_changes_nothing_and_post_decides(
     [decision] = [d for d in served.app.store.list_decisions(gate.id) if d.decision == "approve"]
     assert (decision.actor, decision.channel, decision.comment) == ("alice", "email", "looks right")
     assert decision.report_digest == gate.report_digest
-    assert verify_chain(served.app.store.list_audit()) == []
+    assert verify_chain(served.app.store.list_audit(), served.app.audit_key) == []
 
 
 def test_post_without_the_csrf_value_is_refused(

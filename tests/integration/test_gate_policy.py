@@ -150,7 +150,7 @@ def test_fifty_concurrent_decisions_have_one_outcome(app: App, tmp_path: Path) -
     counted = [d for d in app.store.list_decisions(gate.id) if d.decision != "refused"]
     assert len(counted) == 1
     assert _gate_state(app, run_id).value == settled[0]
-    assert verify_chain(app.store.list_audit()) == []
+    assert verify_chain(app.store.list_audit(), app.audit_key) == []
 
 
 def test_a_timeout_expires_the_gate_and_never_approves(app: App, tmp_path: Path) -> None:
@@ -222,18 +222,18 @@ def test_tampering_with_the_audit_log_is_detected(app: App, tmp_path: Path) -> N
     _decide(app, run_id, "alice")
     entries = app.store.list_audit()
     assert len(entries) >= 4
-    assert verify_chain(entries) == []
+    assert verify_chain(entries, app.audit_key) == []
     victim = entries[1].seq
     with app.store.engine.begin() as conn:
         conn.execute(
             sa.text("UPDATE audit_log SET actor = 'someone else' WHERE seq = :s"), {"s": victim}
         )
-    breaks = verify_chain(app.store.list_audit())
+    breaks = verify_chain(app.store.list_audit(), app.audit_key)
     assert [b.seq for b in breaks] == [victim]
     assert "changed" in breaks[0].reason
     with app.store.engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM audit_log WHERE seq = :s"), {"s": victim})
-    assert any("missing" in b.reason for b in verify_chain(app.store.list_audit()))
+    assert any("missing" in b.reason for b in verify_chain(app.store.list_audit(), app.audit_key))
 
 
 def test_a_rejection_needs_a_comment(app: App, tmp_path: Path) -> None:
@@ -271,7 +271,7 @@ def test_auto_approve_if_holds_only_against_a_champion(app: App, tmp_path: Path)
     gate = app.store.gates_of_run(better.id)[0]
     [decision] = app.store.list_decisions(gate.id)
     assert (decision.actor, decision.channel) == ("signoff:rule", "rule")
-    assert verify_chain(app.store.list_audit()) == []
+    assert verify_chain(app.store.list_audit(), app.audit_key) == []
 
 
 def test_a_challenger_worse_than_the_champion_stops_before_the_gate(

@@ -456,6 +456,7 @@ def test_deployer_records_every_change_and_moves_the_champion(
     tmp_path: Path, database_url: str, models: dict[str, Path]
 ) -> None:
     store = open_store(database_url)
+    store.configure_audit(b"rollover-test-audit-key-0123456789")
     ids = _register(store, models, tmp_path)
     runner = _TrackingRunner(tmp_path / "home", base_env=_clean_env())
     runner.started = []

@@ -39,6 +39,17 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(
         default=None, description="signs links and cookies; default: <home>/secret.key"
     )
+    audit_key: SecretStr | None = Field(
+        default=None,
+        description="keys the audit chain and its checkpoints (HMAC); default: "
+        "<home>/audit.key, created 0600 on first start. Every process writing to one "
+        "database must use the same key",
+    )
+    audit_anchor_url: str | None = Field(
+        default=None,
+        description="also POST every signed audit checkpoint (JSON) to this URL, outside "
+        "the reach of whoever can edit the database and the home folder",
+    )
     smtp_host: str | None = Field(default=None, description="no SMTP host: mail goes to outbox")
     smtp_port: int = 25
     smtp_user: str | None = None

@@ -6,6 +6,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from signoff.bootstrap.settings import Settings
 from signoff.domain.ports import Executor, Notifier
@@ -14,8 +15,10 @@ from signoff.engine import Engine, EngineObserver
 from signoff.engine.engine import new_id
 from signoff.executors.local import LocalExecutor, stop_leftover
 from signoff.notify import OutboxNotifier, SmtpNotifier, WebhookNotifier
+from signoff.review.audit import AuditReport, verify_audit
 from signoff.review.gating import GateService
 from signoff.review.links import LinkSigner
+from signoff.store.anchor import FileAnchor, UrlAnchor, checkpoint_file
 from signoff.store.sql import SqlStore, open_store
 
 __all__ = ["App", "SystemClock", "build_app"]
@@ -38,9 +41,17 @@ class App:
     endpoints: LocalEndpointRunner
     gates: GateService
     signer: LinkSigner
+    audit_key: bytes
+    checkpoints: FileAnchor
 
     def close(self) -> None:
         self.store.close()
+
+    def verify_audit(self, checkpoints_file: Path | None = None) -> AuditReport:
+        """Check the audit log, its checkpoints (this home's, or a given file) and decisions."""
+        anchor = FileAnchor(checkpoints_file) if checkpoints_file else self.checkpoints
+        found, unreadable = anchor.read()
+        return verify_audit(self.store, self.audit_key, found, unreadable_checkpoints=unreadable)
 
 
 def build_app(settings: Settings, observer: EngineObserver | None = None) -> App:
@@ -48,6 +59,12 @@ def build_app(settings: Settings, observer: EngineObserver | None = None) -> App
     home = settings.resolved_home
     home.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.resolved_database_url)
+    key = audit_key(settings)
+    checkpoints = FileAnchor(checkpoint_file(home / "audit", store.url))
+    anchors: list[FileAnchor | UrlAnchor] = [checkpoints]
+    if settings.audit_anchor_url:
+        anchors.append(UrlAnchor(settings.audit_anchor_url))
+    store.configure_audit(key, anchors)
     endpoints = LocalEndpointRunner(home)
     slots = settings.slots
 
@@ -81,6 +98,8 @@ def build_app(settings: Settings, observer: EngineObserver | None = None) -> App
         endpoints=endpoints,
         gates=gates,
         signer=signer,
+        audit_key=key,
+        checkpoints=checkpoints,
     )
 
 
@@ -93,6 +112,33 @@ def secret_key(settings: Settings) -> bytes:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def audit_key(settings: Settings) -> bytes:
+    """The configured audit key, or one generated once in the home folder (0600).
+
+    It lives outside the database on purpose: whoever can only edit the database cannot
+    write an audit entry that verifies.
+    """
+    if settings.audit_key is not None:
+        return settings.audit_key.get_secret_value().encode()
+    path = settings.resolved_home / "audit.key"
+    if not path.exists():
+        # Written whole under another name, then linked into place: two processes starting
+        # together agree on one key, and nobody ever reads a half-written one.
+        tmp = path.with_name(f".audit.key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
     return path.read_text().strip().encode()
 
 

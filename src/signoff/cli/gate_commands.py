@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,7 +11,6 @@ from rich.table import Table
 
 from signoff.bootstrap import build_app
 from signoff.cli.commands import JsonOpt, _print_json, _settings, app, err, gates_app, out
-from signoff.domain.audit import verify_chain
 from signoff.domain.records import UserRecord
 from signoff.errors import NotFoundError, SignoffError
 
@@ -171,27 +171,50 @@ def outbox(as_json: JsonOpt = False) -> None:
 
 # ------------------------------------------------------------------------- audit
 @audit_app.command("verify")
-def audit_verify(as_json: JsonOpt = False) -> None:
-    """Check the whole audit chain; exit 1 when any entry was edited, deleted or reordered."""
+def audit_verify(
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoints",
+            help="Compare with this checkpoint file (e.g. the copy your anchor URL kept) "
+            "instead of the home folder's.",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the keyed audit chain, its checkpoints and the decisions table; exit 1 on a break.
+
+    Catches an entry edited, deleted, reordered, forged or recomputed, the last entries
+    deleted, and a decision row edited, deleted or inserted outside signoff.
+    """
     app_ = build_app(_settings())
     try:
-        entries = app_.store.list_audit()
-        breaks = verify_chain(entries)
+        report = app_.verify_audit(checkpoints)
         if as_json:
             _print_json(
                 {
-                    "entries": len(entries),
-                    "intact": not breaks,
-                    "breaks": [{"seq": b.seq, "reason": b.reason} for b in breaks],
+                    "entries": report.entries,
+                    "intact": report.intact,
+                    "checkpoints": report.checkpoints,
+                    "checkpoints_verified": report.checkpoints_verified,
+                    "decisions": report.decisions,
+                    "decisions_matched": report.decisions_matched,
+                    "summary": report.summary(),
+                    "breaks": [{"seq": b.seq, "reason": b.reason} for b in report.breaks],
                 }
             )
-        elif breaks:
-            for b in breaks:
-                err.print(f"entry {b.seq}: {b.reason}", markup=False)
-            err.print(f"the audit log was tampered with ({len(breaks)} problem(s))", markup=False)
+        elif report.breaks:
+            for b in report.breaks:
+                where = f"entry {b.seq}" if b.seq else "decisions"
+                err.print(f"{where}: {b.reason}", markup=False)
+            err.print(
+                f"the audit log was tampered with ({len(report.breaks)} problem(s)); "
+                f"checked {report.summary()}",
+                markup=False,
+            )
         else:
-            out.print(f"audit log intact: {len(entries)} entries, chain verified")
-        if breaks:
+            out.print(f"audit log intact: {report.summary()}", markup=False)
+        if report.breaks:
             raise typer.Exit(1)
     finally:
         app_.close()

@@ -1,9 +1,12 @@
 """Deciding a gate: one function for every channel (CLI, REST API, e-mail link, rule).
 
 Eligibility is checked at decision time against the gate's policy (targets, groups,
-self-approval); a refused attempt is recorded and audited; the decision, the gate's new state,
-the audit entry and (for a link) the link's single use are written in one transaction with a
-compare-and-set, so concurrent decisions yield exactly one outcome.
+self-approval) and its deadline (a decision at or after ``expires_at`` never counts, whether
+or not a timer has expired the gate yet); a refused attempt is recorded and audited; the
+decision, the gate's new state, the audit entry and (for a link) the link's single use are
+written in one transaction with a compare-and-set, so concurrent decisions yield exactly one
+outcome. Every audit entry says how the decider was authenticated (``auth``) and names the
+decision row it stands for (``decision_id``), so ``signoff audit verify`` can match the two.
 """
 
 from __future__ import annotations
@@ -18,14 +21,23 @@ from signoff.domain.states import TaskRunState
 from signoff.errors import (
     ConflictError,
     GateClosedError,
+    LinkUsedError,
     NotATargetError,
     NotFoundError,
     SignoffError,
 )
 
-__all__ = ["DecisionResult", "decide", "decide_gate", "open_gate_of_run"]
+__all__ = ["AUTH_BY_CHANNEL", "DecisionResult", "decide", "decide_gate", "open_gate_of_run"]
 
 _MAX_ATTEMPTS = 50
+
+AUTH_BY_CHANNEL: dict[str, str] = {
+    "api": "token",
+    "web": "session",
+    "email": "link",
+    "rule": "rule",
+}
+"""How a channel authenticates its decider when the caller does not say (the CLI always says)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +76,7 @@ def decide(
     comment: str | None,
     channel: str,
     new_id: Callable[[], str],
+    auth: str | None = None,
 ) -> DecisionResult:
     """Record ``actor``'s approval or rejection of the run's open gate, under its policy."""
     gate, tr = open_gate_of_run(store, run_id)
@@ -77,6 +90,7 @@ def decide(
         comment=comment,
         channel=channel,
         new_id=new_id,
+        auth=auth,
     )
 
 
@@ -93,36 +107,29 @@ def decide_gate(
     new_id: Callable[[], str],
     link_token_hash: str | None = None,
     check_eligibility: bool = True,
+    auth: str | None = None,
 ) -> DecisionResult:
-    """Decide one gate. ``check_eligibility=False`` only for the gate's own rule (auto-approve)."""
+    """Decide one gate. ``check_eligibility=False`` only for the gate's own rule (auto-approve).
+
+    ``auth`` says how ``actor`` was authenticated (``token``, ``session``, ``link``,
+    ``password``, ``login``, ``rule``, or ``asserted`` for a store with no users); it is
+    recorded in the audit entry.
+    """
+    how = auth or AUTH_BY_CHANNEL.get(channel, "asserted")
     groups = store.groups()
     if check_eligibility:
         verdict = check_decider(gate, actor, groups)
         if not verdict.allowed:
-            at = clock.now()
-            store.add_refusal(
-                DecisionRecord(
-                    id=new_id(),
-                    gate_id=gate.id,
-                    actor=actor,
-                    decision="refused",
-                    comment=verdict.reason,
-                    channel=channel,
-                    at=at,
-                    model_digest=gate.model_digest,
-                    report_digest=gate.report_digest,
-                ),
-                audit=[
-                    AuditEvent(
-                        "refused",
-                        gate.run_id,
-                        gate.id,
-                        actor,
-                        {"channel": channel, "reason": verdict.reason, "wanted": _verb(approve)},
-                    )
-                ],
-            )
+            _refuse(store, clock, gate, actor, approve, channel, how, verdict.reason, new_id)
             raise NotATargetError(f"refused: {verdict.reason}")
+    late = clock.now()
+    if late >= gate.expires_at:
+        too_late = (
+            f"the gate's deadline passed {late - gate.expires_at:.0f}s ago; "
+            "a late decision does not count"
+        )
+        _refuse(store, clock, gate, actor, approve, channel, how, too_late, new_id)
+        raise GateClosedError(f"refused: {too_late}")
     if not approve and gate.require_comment_on_reject and not (comment or "").strip():
         raise SignoffError("a rejection needs a comment (--comment) under this gate's policy")
     need = required_approvals(gate, groups)
@@ -157,9 +164,11 @@ def decide_gate(
                 gate.id,
                 actor,
                 {
+                    "decision_id": decision.id,
                     "decision": decision.decision,
                     "comment": comment,
                     "channel": channel,
+                    "auth": how,
                     "model_digest": gate.model_digest,
                     "report_digest": gate.report_digest,
                     "approvals": approvals,
@@ -177,13 +186,46 @@ def decide_gate(
                 audit=audit,
                 link_token_hash=link_token_hash,
             )
-        except ConflictError as exc:
-            if "link" in str(exc):
-                raise GateClosedError("this link was already used") from exc
+        except LinkUsedError as exc:
+            raise GateClosedError("this link was already used") from exc
+        except ConflictError:
             tr = store.get_task_run(tr.id)
             continue
         return DecisionResult(gate, decision, tr.state, approvals, need)
     raise ConflictError("the gate is too busy; try again")
+
+
+def _refuse(
+    store: Store,
+    clock: Clock,
+    gate: GateRecord,
+    actor: str,
+    approve: bool,
+    channel: str,
+    auth: str,
+    reason: str,
+    new_id: Callable[[], str],
+) -> None:
+    """Record and audit an attempt that does not count (not a target, too late)."""
+    refusal = DecisionRecord(
+        id=new_id(),
+        gate_id=gate.id,
+        actor=actor,
+        decision="refused",
+        comment=reason,
+        channel=channel,
+        at=clock.now(),
+        model_digest=gate.model_digest,
+        report_digest=gate.report_digest,
+    )
+    data = {
+        "decision_id": refusal.id,
+        "channel": channel,
+        "auth": auth,
+        "reason": reason,
+        "wanted": _verb(approve),
+    }
+    store.add_refusal(refusal, audit=[AuditEvent("refused", gate.run_id, gate.id, actor, data)])
 
 
 def _verb(approve: bool) -> str:

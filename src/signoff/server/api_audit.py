@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from signoff.domain.audit import verify_chain
 from signoff.server.api_access import ERRORS, NOT_FOUND, BoundedRoute, ReadDep, run_of
 from signoff.server.deps import AppDep
 from signoff.server.schemas import AuditEntryOut, AuditVerifyOut, ChainBreakOut
@@ -30,9 +29,15 @@ def list_audit(
 
 @router.get("/audit/verify")
 def verify_audit(app: AppDep, _who: ReadDep) -> AuditVerifyOut:
-    """Recompute the whole chain: any edited, deleted or reordered entry is a break."""
-    entries = app.store.list_audit()
-    breaks = verify_chain(entries)
+    """Check the keyed chain, this server's checkpoints and the decisions table together."""
+    report = app.verify_audit()
     return AuditVerifyOut(
-        entries=len(entries), intact=not breaks, breaks=[ChainBreakOut.of(b) for b in breaks]
+        entries=report.entries,
+        intact=report.intact,
+        checkpoints=report.checkpoints,
+        checkpoints_verified=report.checkpoints_verified,
+        decisions=report.decisions,
+        decisions_matched=report.decisions_matched,
+        summary=report.summary(),
+        breaks=[ChainBreakOut.of(b) for b in report.breaks],
     )

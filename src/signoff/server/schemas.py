@@ -653,8 +653,13 @@ class ChainBreakOut(BaseModel):
 
 
 class AuditVerifyOut(BaseModel):
-    """The audit chain recomputed (``signoff audit verify --json``)."""
+    """The audit log checked (``signoff audit verify --json``): chain, checkpoints, decisions."""
 
     entries: int
     intact: bool
+    checkpoints: int
+    checkpoints_verified: int
+    decisions: int
+    decisions_matched: int
+    summary: str
     breaks: list[ChainBreakOut]

@@ -61,6 +61,8 @@ audit_log = Table(
     Column("data", JSON, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # "hmac-sha256" (keyed); "sha256" for entries written before the log was keyed
+    Column("scheme", String(16), nullable=False, server_default="sha256"),
 )
 
 # One row per message that must go out once (opened, reminder n): the key makes it idempotent.

@@ -2,27 +2,52 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from signoff.domain.audit import GENESIS, AuditEntry, entry_hash
+from signoff.domain.audit import GENESIS, KEYED, AuditEntry, Checkpoint, entry_hash, make_checkpoint
 from signoff.domain.records import AuditEvent, LinkToken, UserRecord
-from signoff.errors import ConflictError, NotFoundError
+from signoff.errors import ConflictError, LinkUsedError, NotFoundError, SignoffError
 from signoff.store import _gate_tables as g
-from signoff.store._base import SqlBase
+from signoff.store._base import AUDIT_HEAD, SqlBase
 
-__all__ = ["GovernanceStore"]
+__all__ = ["AuditAnchor", "GovernanceStore"]
+
+log = logging.getLogger("signoff.store.audit")
 
 # PostgreSQL: one appender at a time (a transaction-scoped advisory lock); SQLite writers are
 # already serialized by BEGIN IMMEDIATE.
 _AUDIT_LOCK = 0x5167_0FF0
 
 
+class AuditAnchor(Protocol):
+    """Somewhere outside the database that keeps the log's signed checkpoints."""
+
+    def record(self, checkpoint: Checkpoint) -> None: ...
+
+
 class GovernanceStore(SqlBase):
-    """Users, groups, API and link tokens, the hash-chained audit log, notifications."""
+    """Users, groups, API and link tokens, the keyed audit chain, notifications.
+
+    The audit key and anchors come from :meth:`configure_audit` (``bootstrap`` does it); a
+    store without a key reads the log but refuses to append to it.
+    """
+
+    audit_key: bytes | None = None
+    audit_anchors: tuple[AuditAnchor, ...] = ()
+
+    def configure_audit(self, key: bytes, anchors: Sequence[AuditAnchor] = ()) -> None:
+        """Sign new audit entries with ``key``; write a checkpoint to each anchor per commit."""
+        if len(key) < 16:
+            raise SignoffError("the audit key must be at least 16 bytes")
+        self.audit_key = key
+        self.audit_anchors = tuple(anchors)
 
     # ------------------------------------------------------------------------ users
     def add_user(self, user: UserRecord, password_hash: str | None = None) -> None:
@@ -165,13 +190,16 @@ class GovernanceStore(SqlBase):
             .values(used_at=at)
         )
         if res.rowcount != 1:
-            raise ConflictError("this link was already used")
+            raise LinkUsedError("this link was already used")
 
     # ------------------------------------------------------------------------ audit
     def _append_audit(self, conn: Connection, at: float, events: Sequence[AuditEvent]) -> None:
         """Chain events onto the log inside the caller's transaction (fails with it)."""
         if not events:
             return
+        key = self.audit_key
+        if key is None:
+            raise SignoffError("this store was opened without an audit key; cannot audit")
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK})
         last = conn.execute(
@@ -183,6 +211,7 @@ class GovernanceStore(SqlBase):
             seq += 1
             digest = entry_hash(
                 prev,
+                key=key,
                 seq=seq,
                 at=at,
                 event=ev.event,
@@ -202,10 +231,32 @@ class GovernanceStore(SqlBase):
                     "data": ev.data,
                     "prev_hash": prev,
                     "hash": digest,
+                    "scheme": KEYED,
                 }
             )
             prev = digest
         conn.execute(g.audit_log.insert(), rows)
+        conn.info[AUDIT_HEAD] = (seq, prev, at)
+
+    def _after_audit_commit(self, seq: int, head: str, at: float) -> None:
+        """Make the commit durable, then write a signed checkpoint of the new head.
+
+        SQLite in WAL mode with ``synchronous=NORMAL`` syncs the WAL only at its checkpoints,
+        so a power cut may drop the last commits; the audit entries (and the decision in the
+        same transaction) are synced here before a checkpoint claims they exist. An anchor
+        that fails is logged, not raised: the entry is committed, the chain still protects
+        it, and the next checkpoint covers it.
+        """
+        if self.engine.dialect.name == "sqlite":
+            _fsync_sqlite(self.engine.url.database)
+        if not self.audit_anchors or self.audit_key is None:
+            return
+        checkpoint = make_checkpoint(self.audit_key, seq, head, at)
+        for anchor in self.audit_anchors:
+            try:
+                anchor.record(checkpoint)
+            except Exception as exc:  # an anchor down must not undo what committed
+                log.warning("audit checkpoint %d not written to %s: %s", seq, anchor, exc)
 
     def append_audit(self, events: Sequence[AuditEvent], *, at: float) -> None:
         with self._tx() as conn:
@@ -226,6 +277,7 @@ class GovernanceStore(SqlBase):
                 data=dict(r.data),
                 prev_hash=r.prev_hash,
                 hash=r.hash,
+                scheme=r.scheme,
             )
             for r in self._all(q)
         ]
@@ -302,6 +354,21 @@ class GovernanceStore(SqlBase):
                 reminded_at=None,
             )
         )
+
+
+def _fsync_sqlite(database: str | None) -> None:
+    if not database or database == ":memory:":
+        return
+    for path in (Path(f"{database}-wal"), Path(database)):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return
 
 
 def _user(row: Any) -> UserRecord:

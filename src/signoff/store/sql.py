@@ -644,6 +644,10 @@ class SqlStore(RegistryStore, GovernanceStore, SqlSessionStore, SchedulingStore)
         q = sa.select(t.decisions).where(t.decisions.c.gate_id == gate_id)
         return [_decision(r) for r in self._all(q.order_by(t.decisions.c.seq))]
 
+    def all_decisions(self) -> list[DecisionRecord]:
+        """Every decision and refusal of every gate, oldest first (for ``audit verify``)."""
+        return [_decision(r) for r in self._all(sa.select(t.decisions).order_by(t.decisions.c.seq))]
+
     def add_decision(
         self,
         decision: DecisionRecord,

@@ -11,7 +11,6 @@ import json
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
-from signoff.domain.audit import verify_chain
 from signoff.server.deps import AppDep, SignedInDep
 from signoff.server.ui.layout import PageRoute, show
 
@@ -37,7 +36,7 @@ def audit_page(
 ) -> HTMLResponse:
     """The audit log (or one run's entries) and the chain's verdict."""
     entries = app.store.list_audit()
-    breaks = verify_chain(entries)
+    breaks = app.verify_audit().breaks
     chosen = [e for e in entries if not run or e.run_id == run]
     chosen.reverse()
     return show(

@@ -17,6 +17,7 @@ __all__ = [
     "LinkUsedError",
     "NotATargetError",
     "NotFoundError",
+    "ScopeError",
     "SignoffError",
     "SpecError",
     "SpecIssue",
@@ -79,6 +80,10 @@ class LinkUsedError(ConflictError):
 
 class NotATargetError(SignoffError, PermissionError):
     """The user may not decide this gate."""
+
+
+class ScopeError(SignoffError, PermissionError):
+    """A token scope that does not exist, or that the user's roles do not allow."""
 
 
 class IntegrityError(SignoffError):

@@ -25,6 +25,7 @@ import uvicorn
 from signoff.bootstrap import App, Settings, build_app
 from signoff.cli import views
 from signoff.domain.records import DeploymentRecord, EndpointRecord, UserRecord
+from signoff.errors import ScopeError
 from signoff.server import create_app
 from signoff.server.tokens import issue_token
 from signoff.server.worker import Worker
@@ -152,12 +153,15 @@ def served(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     s = Served(app, url, folder)
+    app.store.update_user("carol", roles=("editor", "admin"))  # an admin for a moment...
+    carol_admin = _token(app, "carol", "read", "admin")
+    app.store.update_user("carol", roles=("editor",))  # ...then not: her token must follow
     s.tokens = {
         "root": _token(app, "root", "read", "run", "decide", "admin"),
         "alice": _token(app, "alice", "read", "decide"),
         "bob_read": _token(app, "bob", "read"),
         "carol": _token(app, "carol", "read", "run"),
-        "carol_admin_scope": _token(app, "carol", "read", "admin"),
+        "carol_admin_scope": carol_admin,
         "expired": _token(app, "alice", "read", "decide", ttl=-1),
     }
     revoked = _token(app, "alice", "read", "decide")
@@ -234,10 +238,13 @@ def test_a_token_without_the_scope_is_403(served: Served, waiting_run: str) -> N
         assert c.get("/users").status_code == 403
     with served.client("alice") as c:
         assert c.post("/runs", json={"flow": "api-demo"}).status_code == 403
-    with served.client("carol_admin_scope") as c:  # the scope alone is not enough
+    with served.client("carol_admin_scope") as c:  # a scope her role no longer allows
         refused = c.get("/users")
         assert refused.status_code == 403
-        assert "admin role" in refused.json()["detail"]
+        assert "'admin' is missing" in refused.json()["detail"]
+        assert c.get("/users/me").json()["scopes"] == ["read"]
+    with pytest.raises(ScopeError, match="may not hold a token with scope"):
+        _token(served.app, "carol", "read", "admin")
     with served.client("alice") as c:
         me = c.get("/users/me").json()
     assert me == {"user": "alice", "scopes": ["read", "decide"], "roles": ["approver"]}

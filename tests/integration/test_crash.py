@@ -100,6 +100,7 @@ def test_kill_while_a_task_runs(cli: Cli, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     driver = cli.start("run", str(ENGINE / "long.yaml"), "-p", f"marker={marker}")
     _wait_for(lambda: len(_pids(marker)) == 1)
+    assert driver.poll() is None  # the driver is alive while its task runs: the kill lands
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     orphan = _pids(marker)[0]
@@ -139,17 +140,29 @@ def test_kill_right_after_approval(cli: Cli, tmp_path: Path) -> None:
     started = cli("run", str(ENGINE / "long.yaml"), "-p", f"marker={marker}")
     run_id = started["run_id"]
     assert started["state"] == "waiting_for_approval"
-    approver = cli.start("approve", run_id, "--as", "alice", "-m", "ok")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        gate = cli("show", run_id)["gates"][0]
-        if gate["state"] == "approved":
-            break
-        time.sleep(0.02)
+    point = Path(cli.env["SIGNOFF_HOME"]) / "failpoints" / "decide.after_commit"
+    approver = subprocess.Popen(
+        [*SIGNOFF, "approve", run_id, "--as", "alice", "-m", "ok"],
+        env={**cli.env, "SIGNOFF_FAILPOINTS": "decide.after_commit"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for(point.exists)  # the approver stopped itself right after its commit...
+    assert int(point.read_text()) == approver.pid
+    _wait_for(lambda: _state(approver.pid) == "T")  # ...and is alive there when killed
     approver.send_signal(signal.SIGKILL)
     approver.wait()
+    assert cli("show", run_id)["state"] == "waiting_for_approval"  # nothing driven on yet
     cli.resume(run_id)
     shown = cli("show", run_id)
     assert shown["state"] == "succeeded"
     decisions = [(d["actor"], d["decision"]) for d in shown["gates"][0]["decisions"]]
     assert decisions == [("alice", "approve")]  # the approval stood, recorded once
+
+
+def _state(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "gone"
+    return stat.rsplit(")", 1)[1].split()[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -66,12 +67,31 @@ class Settings(BaseSettings):
         "signoff server (its REST API) instead of the local store",
     )
     token: SecretStr | None = Field(
-        default=None, description="the API token sent to `server_url` (signoff users token)"
+        default=None,
+        description="an API token (signoff users token): sent to `server_url`, or, on a "
+        "local store with users, who the command line acts as",
+    )
+    credentials_file: Path | None = Field(
+        default=None,
+        description="where `signoff login` keeps its tokens (0600); default: "
+        "$XDG_CONFIG_HOME/signoff/credentials.json or ~/.config/signoff/credentials.json",
+    )
+
+    failpoints: str = Field(
+        default="",
+        description="crash tests only: comma-separated pause points (signoff.failpoints)",
     )
 
     @property
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()
+
+    @property
+    def resolved_credentials_file(self) -> Path:
+        if self.credentials_file is not None:
+            return self.credentials_file.expanduser().resolve()
+        config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+        return Path(config) / "signoff" / "credentials.json"
 
     @property
     def resolved_database_url(self) -> str:

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from signoff import failpoints
 from signoff.bootstrap.settings import Settings
 from signoff.domain.ports import Executor, Notifier
 from signoff.endpoints.local import LocalEndpointRunner
@@ -58,6 +59,8 @@ def build_app(settings: Settings, observer: EngineObserver | None = None) -> App
     """Open the store (migrating it) and wire the engine with the local executor."""
     home = settings.resolved_home
     home.mkdir(parents=True, exist_ok=True)
+    if settings.failpoints:
+        failpoints.arm(settings.failpoints.split(","), home / "failpoints")
     store = open_store(settings.resolved_database_url)
     key = audit_key(settings)
     checkpoints = FileAnchor(checkpoint_file(home / "audit", store.url))

@@ -14,8 +14,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from signoff import failpoints
 from signoff.bootstrap import App, Settings, build_app
 from signoff.cli import remote, views
+from signoff.cli.auth import acting_user
 from signoff.cli.follow import follow_run
 from signoff.cli.progress import ProgressObserver
 from signoff.domain.specs import ParamValue
@@ -129,7 +131,7 @@ def run(
             base_dir=loaded.base_dir,
             source=flow_file.read_text(),
             params=_parse_params(param or []),
-            started_by=_user(settings),
+            started_by=acting_user(app_, settings).user,
         )
         if detach:
             _spawn_driver(settings, run_.id)
@@ -211,7 +213,7 @@ def cancel(
     settings = _settings()
     app_ = build_app(settings)
     try:
-        run_ = app_.engine.cancel(run_id, actor=_user(settings), reason=reason)
+        run_ = app_.engine.cancel(run_id, actor=acting_user(app_, settings).user, reason=reason)
         if as_json:
             _print_json(views.run_summary(app_.store, app_.store.get_run(run_.id)))
         else:
@@ -359,23 +361,26 @@ def _decide(
         else:
             remote.print_outcome(out, final_, _signoff_cmd())
         return
-    if as_user is None:
-        raise SignoffError("--as is needed: the approver deciding (a target of the gate)")
+    from signoff.cli.auth import identify
+
     app_ = build_app(settings)
     try:
         run_ = app_.store.get_run(run_id)
+        who = identify(app_, settings, as_user, scope="decide")
         result = decide(
             app_.store,
             app_.engine.clock,
             run_.id,
-            actor=as_user,
+            actor=who.user,
             approve=approve,
             comment=comment,
             channel="cli",
             new_id=new_id,
+            auth=who.auth,
         )
+        failpoints.reached("decide.after_commit")
         if not as_json:
-            out.print(f"{as_user} {verb} run {run_.id}: gate is now {result.state}")
+            out.print(f"{who.user} {verb} run {run_.id}: gate is now {result.state}")
         if result.state.is_terminal:
             try:
                 _drive_with_progress(app_, run_.id, quiet=as_json)
@@ -400,8 +405,10 @@ AsOpt = Annotated[
     str | None,
     typer.Option(
         "--as",
-        help="The approver (a target of the gate). With SIGNOFF_SERVER_URL set, decisions are "
-        "the token's user's and --as may only name that user.",
+        help="The approver (a target of the gate). On a store with users with passwords, "
+        "decisions are the signed-in user's (signoff login, SIGNOFF_TOKEN) and --as may only "
+        "name that user (on a terminal, --as asks for the password); likewise with "
+        "SIGNOFF_SERVER_URL set.",
     ),
 ]
 

@@ -84,16 +84,21 @@ def users_list(as_json: JsonOpt = False) -> None:
 @users_app.command("token")
 def users_token(
     name: Annotated[str, typer.Argument(help="The user the token acts as.")],
-    scope: Annotated[list[str] | None, typer.Option("--scope", help="read, decide, run")] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option("--scope", help="read, decide, run, admin (only what the user's roles allow)"),
+    ] = None,
     days: Annotated[float | None, typer.Option(help="Expires after this many days.")] = 90,
 ) -> None:
-    """Create an API token; it is shown once and stored only as a hash."""
+    """Create an API token; it is shown once and stored only as a hash.
+
+    Its scopes must be ones the user's roles allow (viewer and approver: read, decide;
+    editor: also run; admin: also admin); unknown scopes are refused.
+    """
     from signoff.server.tokens import issue_token
 
     app_ = build_app(_settings())
     try:
-        if app_.store.get_user(name) is None:
-            raise NotFoundError(f"no user {name!r} (add one with: signoff users add {name})")
         token = issue_token(
             app_.store,
             name,

@@ -15,7 +15,11 @@ def main() -> None:
     """Run the CLI; a user mistake never prints a traceback."""
     import signoff.cli.schedule_commands
     import signoff.cli.serving_commands  # noqa: F401  (registers its commands)
-    from signoff.cli import gate_commands, review_commands  # noqa: F401  (register commands)
+    from signoff.cli import (  # noqa: F401  (register commands)
+        gate_commands,
+        login_commands,
+        review_commands,
+    )
     from signoff.cli.commands import app
 
     try:

@@ -18,6 +18,7 @@ import httpx
 from rich.console import Console
 
 from signoff.bootstrap import Settings
+from signoff.cli.auth import Credentials
 from signoff.cli.progress import STATE_STYLE
 from signoff.domain.records import RunRecord
 from signoff.domain.states import RunState
@@ -142,12 +143,16 @@ def connect(settings: Settings) -> Iterator[RemoteClient]:
     url = settings.server_url or ""
     if not url.startswith(("http://", "https://")):
         raise SignoffError(f"SIGNOFF_SERVER_URL must start with http:// or https://, got {url!r}")
-    if settings.token is None or not settings.token.get_secret_value().strip():
+    token = settings.token.get_secret_value().strip() if settings.token else ""
+    if not token:
+        saved = Credentials(settings.resolved_credentials_file).get(url.rstrip("/"))
+        token = str(saved["token"]) if saved else ""
+    if not token:
         raise SignoffError(
-            "SIGNOFF_SERVER_URL is set but SIGNOFF_TOKEN is not: create a token with "
-            "`signoff users token NAME` on the server's side"
+            "SIGNOFF_SERVER_URL is set but you are not signed in to it: run `signoff login "
+            "NAME`, or set SIGNOFF_TOKEN (a token from `signoff users token NAME`)"
         )
-    client = RemoteClient(url, settings.token.get_secret_value().strip())
+    client = RemoteClient(url, token)
     try:
         yield client
     finally:

@@ -10,6 +10,7 @@ authenticated by a random token that lives in ``<home>/endpoints/<name>/admin.to
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -24,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from signoff import failpoints
 from signoff.domain.ports import EndpointState, RolloverResult, VersionState
 from signoff.errors import ExecutionError
 
@@ -76,6 +78,47 @@ class LocalEndpointRunner:
     def log_path(self, name: str) -> Path:
         """Where the endpoint ``name`` writes its output."""
         return self.home / "endpoints" / name / "endpoint.log"
+
+    def process_path(self, name: str) -> Path:
+        """Where the last started process of endpoint ``name`` is noted (pid, port; 0600)."""
+        return self.home / "endpoints" / name / "process.json"
+
+    def find(self, name: str) -> EndpointProcess | None:
+        """The process last started for endpoint ``name``, if it still runs and answers.
+
+        How a deploy finds an endpoint process that a crashed driver started but never
+        recorded, to adopt it instead of starting a second one on another port. A process
+        that runs but does not answer ``/health`` is stopped (it would only hold the port).
+        """
+        try:
+            noted = json.loads(self.process_path(name).read_text())
+            pid, port = int(noted["pid"]), int(noted["port"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if not self.is_alive(pid) or f"--name\0{name}\0" not in _cmdline(pid):
+            return None
+        url = f"http://{_HOST}:{port}"
+        deadline = time.monotonic() + 10.0
+        with httpx.Client(timeout=httpx.Timeout(1.0, connect=0.5), trust_env=False) as client:
+            while True:
+                try:
+                    if client.get(f"{url}/health").status_code == 200:
+                        return EndpointProcess(url=url, port=port, pid=pid)
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() >= deadline:
+                    self.stop(pid)
+                    return None
+                time.sleep(_POLL_INTERVAL)
+
+    def _note_process(self, name: str, endpoint: EndpointProcess, model_version: str) -> None:
+        path = self.process_path(name)
+        body = {"pid": endpoint.pid, "port": endpoint.port, "model_version": model_version}
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(body, f)
+        os.replace(tmp, path)
 
     def token_path(self, name: str) -> Path:
         """Where the admin token of the endpoint ``name`` is kept (mode 0600)."""
@@ -131,6 +174,7 @@ class LocalEndpointRunner:
             )
         self._children[proc.pid] = proc
         endpoint = EndpointProcess(url=f"http://{_HOST}:{port}", port=port, pid=proc.pid)
+        self._note_process(name, endpoint, model_version)
         self._wait_ready(
             name,
             endpoint=endpoint,
@@ -291,12 +335,14 @@ class LocalEndpointRunner:
         started = time.monotonic()
         previous = self.state(name, url).primary
         self.load(name, url, model_dir, digest, model_version)
+        failpoints.reached("rollover.after_load")
         if previous is None or previous == model_version or traffic == 100:
             split = {model_version: 100}
         else:
             split = {previous: 100 - traffic, model_version: traffic}
         self.set_traffic(name, url, split)
         switched = time.monotonic() - started
+        failpoints.reached("rollover.after_switch")
         if previous == model_version:
             previous = None
         keep = {model_version, *([previous] if previous else [])}
@@ -471,6 +517,14 @@ def _proc_is_running(pid: int, *, endpoint_only: bool) -> bool:
     if state in ("Z", "X"):
         return False
     return not endpoint_only or b"signoff.serving" in cmdline
+
+
+def _cmdline(pid: int) -> str:
+    """The process's arguments joined by NUL (empty where /proc cannot tell)."""
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _log_tail(path: Path, offset: int) -> str:

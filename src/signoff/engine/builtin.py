@@ -8,6 +8,7 @@ from typing import Any
 
 from signoff.domain.ports import Clock, Store
 from signoff.domain.records import (
+    AuditEvent,
     GateRecord,
     RunRecord,
     TaskRunRecord,
@@ -153,10 +154,24 @@ def open_gate(
         opened_at=now,
         expires_at=now + policy.timeout_seconds,
     )
+    opened = AuditEvent(
+        "gate_opened",
+        run.id,
+        gate.id,
+        run.started_by,
+        {
+            "targets": list(gate.targets),
+            "quorum": gate.quorum,
+            "model_digest": gate.model_digest,
+            "report_digest": gate.report_digest,
+            "expires_at": gate.expires_at,
+        },
+    )
     moved = store.open_gate(
         gate,
         tr,
         at=now,
+        audit=[opened],
         policy={
             "on_timeout": policy.on_timeout,
             "remind_every": policy.remind_every_seconds,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from signoff import failpoints
 from signoff.domain.ports import Clock, EndpointRunner, RolloverResult, Store
 from signoff.domain.records import (
     AuditEvent,
@@ -31,7 +32,7 @@ from signoff.domain.records import (
 from signoff.domain.specs import FlowSpec, TaskKind, TaskSpec
 from signoff.domain.states import TaskRunState
 from signoff.engine.builtin import model_under_review
-from signoff.errors import IntegrityError, NotFoundError, SignoffError
+from signoff.errors import ExecutionError, IntegrityError, NotFoundError, SignoffError
 from signoff.registry.flavors import folder_digest
 
 __all__ = [
@@ -127,8 +128,9 @@ class Deployer:
         if not 0 < traffic <= 100:
             raise SignoffError(f"traffic must be a percent between 1 and 100, not {traffic}")
         _check_files(model, digest)
+        failpoints.reached("deploy.before_start")
         existing = self.store.get_endpoint(endpoint)
-        live = self._live(existing)
+        live = self._live(existing) or self._orphan(endpoint, existing)
         previous_id = existing.model_version_id if existing else None
         if previous_id == model.id:
             traffic = 100  # the version serves already: nothing to share traffic with
@@ -144,13 +146,14 @@ class Deployer:
                 model.label,
                 port or (existing.port if existing else None),
             )
+            failpoints.reached("deploy.after_start")
             url, port_ = str(started.url), int(started.port)
             pid: int | None = int(started.pid)
             result = RolloverResult(model.label, None, {model.label: 100}, time.monotonic() - began)
             traffic = 100
         else:
             url, port_, pid = live.url, live.port, live.pid
-            result = self.runner.rollover(
+            result = self._already_switched(endpoint, url, model, traffic) or self.runner.rollover(
                 endpoint,
                 url,
                 Path(model.path),
@@ -197,7 +200,50 @@ class Deployer:
                 at=self.clock.now(),
                 reason=why or f"deployed to {endpoint} by {actor}",
             )
+        self._check_serving(endpoint, url, model, traffic)
         return _summary(self.store, endpoint, url, model, kind, result, previous_id)
+
+    def _orphan(self, endpoint: str, existing: EndpointRecord | None) -> EndpointRecord | None:
+        """An endpoint process that runs but is not (or not so) recorded: adopt it.
+
+        A driver killed after starting a process and before recording it leaves one behind;
+        the deploy run again must use it, not start a second on another port.
+        """
+        found = self.runner.find(endpoint)
+        if found is None:
+            return None
+        return EndpointRecord(
+            name=endpoint,
+            url=str(found.url),
+            port=int(found.port),
+            pid=int(found.pid),
+            model_version_id=existing.model_version_id if existing else None,
+            state="serving",
+            updated_at=self.clock.now(),
+        )
+
+    def _already_switched(
+        self, endpoint: str, url: str, model: ModelVersionRecord, traffic: int
+    ) -> RolloverResult | None:
+        """What a switch did if it already happened (a crash after it, before its record)."""
+        state = self.runner.state(endpoint, url)
+        mine = state.version(model.label)
+        if mine is None or mine.digest != model.digest or mine.traffic != traffic:
+            return None
+        others = [v.model_version for v in state.versions if v.model_version != model.label]
+        return RolloverResult(model.label, others[0] if others else None, state.traffic, 0.0)
+
+    def _check_serving(
+        self, endpoint: str, url: str, model: ModelVersionRecord, traffic: int
+    ) -> None:
+        """The endpoint itself must report the model's digest with its share of traffic."""
+        mine = self.runner.state(endpoint, url).version(model.label)
+        if mine is None or mine.digest != model.digest or mine.traffic != traffic:
+            seen = "not loaded" if mine is None else f"{mine.traffic}% at {mine.digest[:12]}…"
+            raise ExecutionError(
+                f"endpoint {endpoint} does not serve {model.label} ({model.digest[:12]}…) "
+                f"with {traffic}% of traffic: it reports {seen}"
+            )
 
     def promote(self, endpoint: str, *, actor: str) -> dict[str, Any]:
         """Give the endpoint's canary all traffic, unless it broke its error-rate rule."""

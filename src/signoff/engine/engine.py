@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from signoff import failpoints
 from signoff.domain.planning import evaluate_tasks, run_outcome
 from signoff.domain.ports import Clock, EndpointRunner, Executor, Store, TaskExecution, TaskOutcome
 from signoff.domain.records import GateRecord, RunRecord, TaskOutputs, TaskRunRecord
@@ -275,6 +276,7 @@ class _Drive:
         self.dirty: set[str] = {t.name for t in self.spec.tasks}
         self.launch: deque[str] = deque()  # command task runs ready to start, in order
         self.delayed: set[str] = set()  # queued retries waiting for their not_before
+        self.builtin_again: set[str] = set()  # built-in task runs a dead driver left behind
         self.unfinished = sum(1 for tr in self.trs.values() if not tr.state.is_terminal)
         self.renew_at = time.monotonic() + engine.lease_seconds / 3
         self.check_run_at = 0.0
@@ -319,12 +321,18 @@ class _Drive:
     def _recover(self) -> None:
         # A task run left `running` by a process that died may have started: stop what is left
         # of it and run it again (at-least-once), never mark it done. Too many losses fail it.
+        # A built-in task (select, deploy) has no command to stop: it runs again by its kind,
+        # and deploy is idempotent (it adopts an endpoint process it had started, and skips a
+        # switch that already happened), so it ends only once the endpoint serves its digest.
         for tr in list(self.trs.values()):
-            if tr.state is _T.QUEUED and tr.kind.runs_command:
-                self.delayed.add(tr.id)
+            if tr.state is _T.QUEUED:
+                (self.delayed if tr.kind.runs_command else self.builtin_again).add(tr.id)
+            if tr.state is _T.WAITING_FOR_APPROVAL:
+                self._announce_again(tr)
             if tr.state is not _T.RUNNING:
                 continue
-            self.engine.stop_leftover(Path(tr.work_dir), tr.id)
+            if tr.kind.runs_command:
+                self.engine.stop_leftover(Path(tr.work_dir), tr.id)
             lost = int(tr.result.get("lost", 0)) + 1
             if lost > self.engine.max_lost_attempts:
                 self._move(
@@ -340,7 +348,21 @@ class _Drive:
                     f"the process running attempt {tr.attempt} stopped; running it again",
                     changes={"result": {**tr.result, "lost": lost}, "not_before": None},
                 )
-                self.delayed.add(tr.id)
+                (self.delayed if tr.kind.runs_command else self.builtin_again).add(tr.id)
+
+    def _announce_again(self, tr: TaskRunRecord) -> None:
+        """A gate whose opening was committed but whose follow-up (notices, supersede, the
+        auto-approve rule) may not have run: run it again (each part is keyed or idempotent)."""
+        gate = self.store.gate_of_task_run(tr.id)
+        hook = self.engine.after_gate_opened
+        if gate is None or hook is None:
+            return
+        if self.store.gate_policy(gate.id).get("announced_at") is not None:
+            return
+        hook(gate)
+        now = self.store.get_task_run(tr.id)
+        if now.state is not tr.state:
+            self._index(now)
 
     def _loop(self) -> RunRecord:
         assert self.executor is not None
@@ -400,6 +422,12 @@ class _Drive:
 
     def _advance(self, executor: Executor) -> bool:
         progressed = False
+        for trid in sorted(self.builtin_again, key=lambda i: self.trs[i].created_at):
+            self.builtin_again.discard(trid)
+            tr = self.trs[trid]
+            if tr.state is _T.QUEUED:
+                self._run_builtin(self.tasks[tr.task_name], tr)
+                progressed = True
         while self.dirty:
             names, self.dirty = self.dirty, set()
             ready, skip = evaluate_tasks(self.spec, self.by_task, names, self.upstreams)
@@ -645,6 +673,7 @@ class _Drive:
             self._index(moved)
             engine.observer.after_task_transition(moved)
             engine.observer.on_gate_opened(gate)
+            failpoints.reached("gate.after_open")
             if engine.after_gate_opened is not None:
                 engine.after_gate_opened(gate)
                 now = store.get_task_run(tr.id)  # an auto-approval may have decided it
@@ -652,7 +681,8 @@ class _Drive:
                     self._index(now)
                     engine.observer.after_task_transition(now)
             return
-        self._move(tr, _T.RUNNING, None, via=(_T.QUEUED,), changes={"started_at": self._now()})
+        via = (_T.QUEUED,) if tr.state is _T.PENDING else ()
+        self._move(tr, _T.RUNNING, None, via=via, changes={"started_at": self._now()})
         tr = self.trs[tr.id]
         try:
             if tr.kind is TaskKind.SELECT:
@@ -671,6 +701,7 @@ class _Drive:
                 )
             else:  # pragma: no cover - the loader admits no other kinds
                 raise SignoffError(f"unknown task kind {tr.kind}")
+            failpoints.reached(f"{tr.kind.value}.before_commit")
         except SignoffError as exc:
             changes: dict[str, Any] = {"ended_at": self._now()}
             refused = getattr(exc, "result", None)  # a refused champion check keeps its record

@@ -43,33 +43,19 @@ class GateService:
 
     # -------------------------------------------------------------------- opening
     def after_open(self, gate: GateRecord) -> None:
-        """Supersede older gates, try the auto-approve rule, then notify the approvers."""
+        """Supersede older gates, try the auto-approve rule, then notify the approvers.
+
+        Marks the gate announced when done; a driver restarted after a crash calls this
+        again for a gate not yet announced (notices are keyed, so none goes out twice).
+        """
         policy = self.store.gate_policy(gate.id)
         run = self.store.get_run(gate.run_id)
-        self.store.append_audit(
-            [
-                AuditEvent(
-                    "gate_opened",
-                    gate.run_id,
-                    gate.id,
-                    run.started_by,
-                    {
-                        "targets": list(gate.targets),
-                        "quorum": gate.quorum,
-                        "model_digest": gate.model_digest,
-                        "report_digest": gate.report_digest,
-                        "expires_at": gate.expires_at,
-                    },
-                )
-            ],
-            at=self.clock.now(),
-        )
         if policy.get("supersede", True):
             self._supersede_older(gate, run)
         rule = policy.get("auto_approve_if")
-        if rule and self._auto_approve(gate, rule):
-            return
-        self.notify(gate, kind="opened")
+        if not (rule and self._auto_approve(gate, rule)):
+            self.notify(gate, kind="opened")
+        self.store.mark_gate_announced(gate.id, self.clock.now())
 
     def _supersede_older(self, gate: GateRecord, run: RunRecord) -> None:
         for older in self.store.waiting_gates():

@@ -14,6 +14,7 @@ from signoff.server import (
     api_endpoints,
     api_flows,
     api_gates,
+    api_login,
     api_models,
     api_runs,
     api_users,
@@ -29,6 +30,7 @@ for _resource in (
     api_models,
     api_endpoints,
     api_users,
+    api_login,
     api_audit,
 ):
     router.include_router(_resource.router)

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive
 
 from signoff.bootstrap import App
+from signoff.domain.access import SCOPES as ACCESS_SCOPES
 from signoff.domain.records import GateRecord, RunRecord
 from signoff.errors import NotFoundError
 from signoff.server.deps import AppDep, PrincipalDep
@@ -47,8 +48,8 @@ __all__ = [
     "run_of",
 ]
 
-SCOPES = ("read", "run", "decide", "admin")
-"""What a token may be allowed; ``*`` in a token's scopes allows everything."""
+SCOPES = ACCESS_SCOPES
+"""What a token may be allowed (bounded by its user's roles: :mod:`signoff.domain.access`)."""
 
 MAX_BODY_BYTES = 1 << 20
 """The largest request body the API reads (a flow file is far smaller)."""

@@ -12,6 +12,7 @@ from signoff.errors import (
     IntegrityError,
     NotATargetError,
     NotFoundError,
+    ScopeError,
     SignoffError,
     SpecError,
 )
@@ -23,7 +24,7 @@ def status_of(exc: SignoffError) -> int:
     """The HTTP status for a signoff error."""
     if isinstance(exc, NotFoundError):
         return 404
-    if isinstance(exc, NotATargetError):
+    if isinstance(exc, NotATargetError | ScopeError):
         return 403
     if isinstance(exc, ConflictError):
         return 409

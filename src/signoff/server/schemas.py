@@ -52,6 +52,8 @@ __all__ = [
     "ModelSummary",
     "ModelVersionOut",
     "OutputFingerprint",
+    "LoginIn",
+    "LoginOut",
     "PrincipalOut",
     "Role",
     "RunCancel",
@@ -612,6 +614,28 @@ class PrincipalOut(BaseModel):
     user: str
     scopes: list[str]
     roles: list[str]
+
+
+class LoginIn(BaseModel):
+    """A name and password exchanged for a token (``signoff login`` against a server)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1000)
+    scopes: list[Annotated[str, Field(max_length=20)]] | None = Field(
+        default=None, max_length=10, description="default: all the user's roles allow"
+    )
+    days: float = Field(default=30.0, gt=0, le=365, description="the token's lifetime")
+
+
+class LoginOut(BaseModel):
+    """A new token (shown once) and what it allows."""
+
+    user: str
+    token: str
+    scopes: list[str]
+    expires_at: float
 
 
 # ----------------------------------------------------------------------------- audit

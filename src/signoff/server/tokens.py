@@ -1,4 +1,9 @@
-"""API tokens: ``so_<prefix>_<secret>``; shown once, stored as a sha256, found by prefix."""
+"""API tokens: ``so_<prefix>_<secret>``; shown once, stored as a sha256, found by prefix.
+
+A token's scopes are bounded by its user's roles twice: when it is issued (an unknown scope,
+or one the roles do not allow, is refused) and at every request (what the roles allow
+today; see :mod:`signoff.domain.access`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from signoff.domain.access import checked_scopes, effective_scopes
+from signoff.errors import NotFoundError, ScopeError
 from signoff.store.sql import SqlStore
 
 __all__ = ["Principal", "issue_token", "verify_token"]
@@ -33,7 +40,16 @@ def issue_token(
     now: float,
     ttl_seconds: float | None,
 ) -> str:
-    """Create a token for ``user``; the returned value is never stored and never shown again."""
+    """Create a token for ``user``; the returned value is never stored and never shown again.
+
+    Raises :class:`ScopeError` for an unknown scope or one beyond the user's roles.
+    """
+    record = store.get_user(user)
+    if record is None:
+        raise NotFoundError(f"no user {user!r} (add one with: signoff users add {user})")
+    if not record.active:
+        raise ScopeError(f"user {user} is deactivated")
+    scopes = checked_scopes(scopes, record.roles, user)
     prefix = secrets.token_hex(4)
     token = f"so_{prefix}_{secrets.token_urlsafe(32)}"
     store.add_api_token(
@@ -62,4 +78,4 @@ def verify_token(store: SqlStore, token: str, *, now: float) -> Principal | None
     user = store.get_user(row["user_name"])
     if user is None or not user.active:
         return None
-    return Principal(user=user.name, scopes=tuple(row["scopes"]))
+    return Principal(user=user.name, scopes=effective_scopes(row["scopes"], user.roles))

@@ -76,6 +76,7 @@ notifications = Table(
     Column("channel", String(32), nullable=False),
     Column("at", Float, nullable=False),
     Column("detail", Text, nullable=True),
+    Column("sent_at", Float, nullable=True),  # handed to its channel (None: claimed, not yet)
 )
 
 gate_policy = Table(
@@ -87,4 +88,5 @@ gate_policy = Table(
     Column("supersede", Boolean, nullable=False),
     Column("auto_approve_if", Text, nullable=True),
     Column("reminded_at", Float, nullable=True),
+    Column("announced_at", Float, nullable=True),  # supersede, rule and notices all done
 )

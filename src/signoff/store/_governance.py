@@ -75,6 +75,11 @@ class GovernanceStore(SqlBase):
     def list_users(self) -> list[UserRecord]:
         return [_user(r) for r in self._all(sa.select(g.users).order_by(g.users.c.name))]
 
+    def has_password_users(self) -> bool:
+        """Whether any user can sign in with a password (a team's store, not a laptop's)."""
+        q = sa.select(g.users.c.name).where(g.users.c.password_hash.is_not(None)).limit(1)
+        return bool(self._all(q))
+
     def password_hash(self, name: str) -> str | None:
         rows = self._all(sa.select(g.users.c.password_hash).where(g.users.c.name == name))
         return rows[0].password_hash if rows else None
@@ -331,8 +336,18 @@ class GovernanceStore(SqlBase):
                 "supersede": True,
                 "auto_approve_if": None,
                 "reminded_at": None,
+                "announced_at": None,
             }
         return dict(rows[0]._mapping)
+
+    def mark_gate_announced(self, gate_id: str, at: float) -> None:
+        """The gate's follow-up after opening is done (a restarted driver need not redo it)."""
+        with self._tx() as conn:
+            conn.execute(
+                g.gate_policy.update()
+                .where(g.gate_policy.c.gate_id == gate_id)
+                .values(announced_at=at)
+            )
 
     def set_reminded(self, gate_id: str, at: float) -> None:
         with self._tx() as conn:
@@ -352,6 +367,7 @@ class GovernanceStore(SqlBase):
                 supersede=bool(policy.get("supersede", True)),
                 auto_approve_if=policy.get("auto_approve_if"),
                 reminded_at=None,
+                announced_at=None,
             )
         )
 

@@ -359,6 +359,7 @@ LIES: dict[str, tuple[Callable[[Schema], None], str]] = {
     "protocol-0-function": (_protocol(0), "skops protocol 0"),
     "protocol-from-the-future": (_protocol(3), "skops protocol 3"),
     "protocol-true": (_protocol(True), "skops protocol True"),
+    "protocol-a-list": (_protocol([2]), "skops protocol [2]"),
     "reused-id": (_reused_id, "stands for two different objects"),
     "method-node": (_method, "LogisticRegression (MethodNode)"),
     "array-of-posix-system": (_array_called, "posix.system (NdArrayNode)"),
@@ -423,7 +424,18 @@ def _zip_with(name: str, content: str) -> bytes:
     return archive.getvalue()
 
 
+def _corrupt_schema() -> bytes:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        target.writestr("schema.json", json.dumps(_text("x" * 1000)))
+    data = bytearray(archive.getvalue())
+    start = data.index(b"schema.json") + len("schema.json")  # the first member's data
+    data[start : start + 8] = b"\xff" * 8
+    return bytes(data)
+
+
 MALFORMED: dict[str, bytes] = {
+    "schema-corrupt": _corrupt_schema(),
     "not-a-zip": b"PK\x03\x04 certainly not a zip",
     "no-schema": _zip_with("model.json", "{}"),
     "schema-not-json": _zip_with("schema.json", "{nope"),

@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -117,14 +118,14 @@ def refused_types(data: bytes) -> tuple[list[str], list[str]]:
     Returns ``(refused, untrusted)``: ``refused`` describes each offending type with the node
     kind that names it (empty when the archive may be loaded); ``untrusted`` is what
     ``skops.io.get_untrusted_types`` reported, all of it allow-listed, to be passed to
-    ``skops.io.loads`` as ``trusted``. Nothing from the archive is imported or built.
+    ``skops.io.loads`` as ``trusted``. Nothing the archive names is imported or constructed.
     """
     import skops.io as sio
 
     with _open(data) as archive:
         schema = _read_schema(archive)
         protocol = schema.get("protocol")
-        if isinstance(protocol, bool) or protocol not in SKOPS_PROTOCOLS:
+        if type(protocol) is not int or protocol not in SKOPS_PROTOCOLS:  # a bool is no protocol
             # a file picks the node classes that read it by its protocol; only the ones the
             # allow-list was derived with are accepted
             return [f"skops protocol {protocol!r} (accepted: {sorted(SKOPS_PROTOCOLS)})"], []
@@ -189,8 +190,16 @@ def _open(data: bytes) -> Iterator[zipfile.ZipFile]:
     with archive:
         try:
             yield archive
-        except (zipfile.BadZipFile, KeyError, OSError, RecursionError) as exc:
-            # a member that is missing or corrupt, or a schema nested beyond Python's stack
+        except (
+            zipfile.BadZipFile,
+            KeyError,
+            OSError,
+            NotImplementedError,
+            zlib.error,
+            RecursionError,
+        ) as exc:
+            # a member that is missing, corrupt or packed in a way zipfile cannot read, or a
+            # schema nested beyond Python's stack
             raise ArchiveError(f"unreadable ({type(exc).__name__}: {exc})") from None
 
 

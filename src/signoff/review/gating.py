@@ -2,7 +2,8 @@
 
 ``GateService.after_open`` runs right after a gate opened: it closes older open gates of the
 same flow (``supersede``), evaluates ``auto_approve_if`` (recorded like a decision), and sends
-each approver an e-mail with signed decision links. ``expire_due`` and ``remind_due`` are the
+each approver an e-mail with signed decision links; a shared channel (the webhook) gets one
+notice with the review page's address instead. ``expire_due`` and ``remind_due`` are the
 timers: called by ``signoff server`` every few seconds, or by ``signoff gates tick``.
 A timeout never approves.
 """

@@ -1,13 +1,16 @@
 """Gate e-mails through a real SMTP server, and their links against the real server.
 
-An aiosmtpd server on 127.0.0.1 receives the messages; `signoff server` runs under uvicorn on
-127.0.0.1; an HTTP client follows the links: GET changes nothing, only a POST with the CSRF
-value decides, a link works once, and forged or stale links are refused.
+An aiosmtpd server on 127.0.0.1 receives the messages and an HTTP server on 127.0.0.1 plays
+the team channel's webhook; `signoff server` runs under uvicorn on 127.0.0.1; an HTTP client
+follows the links: GET changes nothing, only a POST with the CSRF value decides, a link works
+once, and forged or stale links are refused. The webhook gets the review page, never a link.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import email
+import json
 import re
 import socket
 import threading
@@ -15,6 +18,7 @@ import time
 from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +68,43 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
         controller.stop()
 
 
+class Hook:
+    """A webhook receiver: the raw body of every POST, and the status it answers with."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.status = 200
+
+
+SECRET = "B0-secret-part-of-the-url"  # incoming-webhook URLs are secrets themselves
+
+
+@pytest.fixture
+def hook() -> Iterator[tuple[Hook, str]]:
+    received = Hook()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            received.bodies.append(self.rfile.read(length))
+            self.send_response(received.status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet test output
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield received, f"http://127.0.0.1:{server.server_port}/services/T0/{SECRET}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
 class Served:
     def __init__(self, app: App, url: str, worker: Worker) -> None:
         self.app = app
@@ -72,7 +113,9 @@ class Served:
 
 
 @pytest.fixture
-def served(smtp: tuple[Inbox, int], database_url: str, tmp_path: Path) -> Iterator[Served]:
+def served(
+    smtp: tuple[Inbox, int], hook: tuple[Hook, str], database_url: str, tmp_path: Path
+) -> Iterator[Served]:
     _, smtp_port = smtp
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -84,6 +127,7 @@ def served(smtp: tuple[Inbox, int], database_url: str, tmp_path: Path) -> Iterat
             smtp_host="127.0.0.1",
             smtp_port=smtp_port,
             mail_from="signoff@example.org",
+            webhook_url=hook[1],
         )
     )
     for name in ("alice", "bob"):
@@ -159,7 +203,11 @@ def test_each_approver_gets_an_email_with_links(
     assert all(u.startswith(served.url + "/links/") for u in links.values())
     gate = served.app.store.gates_of_run(run_id)[0]
     sent = served.app.store.notifications_of(gate.id)
-    assert {(n["user_name"], n["channel"]) for n in sent} == {("alice", "email"), ("bob", "email")}
+    assert sorted((n["user_name"], n["channel"]) for n in sent) == [
+        ("*", "webhook"),  # one notice for the channel, not one per approver
+        ("alice", "email"),
+        ("bob", "email"),
+    ]
 
 
 def test_get_changes_nothing_and_post_decides(
@@ -259,13 +307,80 @@ def test_reminders_follow_remind_every(
     run_id = _start(served, tmp_path / "f", policy="remind_every: 1h")
     assert len(inbox.messages) == 2
     clock = Later(time.time() + 3700)
-    served.app.gates.clock = clock
-    assert served.app.gates.remind_due() != []
+    # a copy with the later clock: the server's worker keeps the real one, so it never
+    # sends these reminders itself while the test counts them
+    gates = dataclasses.replace(served.app.gates, clock=clock)
+    assert gates.remind_due() != []
     reminders = [m for m in inbox.messages if str(m["Subject"]).startswith("Reminder:")]
     assert sorted(str(m["To"]) for m in reminders) == ["alice@example.org", "bob@example.org"]
-    assert served.app.gates.remind_due() == []  # not again before another hour
-    events = [e.event for e in served.app.store.list_audit(run_id)]
-    assert events.count("reminded") == 2
+    assert gates.remind_due() == []  # not again before another hour
+    events = [(e.event, e.data.get("channel")) for e in served.app.store.list_audit(run_id)]
+    assert events.count(("reminded", "email")) == 2
+    assert events.count(("reminded", "webhook")) == 1
+
+
+def test_the_webhook_gets_the_review_page_and_no_personal_link(
+    served: Served, smtp: tuple[Inbox, int], hook: tuple[Hook, str], tmp_path: Path
+) -> None:
+    inbox, _ = smtp
+    received, _ = hook
+    run_id = _start(served, tmp_path / "f", policy="remind_every: 1h")
+    gate = served.app.store.gates_of_run(run_id)[0]
+    links = [link for mail in inbox.messages for link in _links(mail).values()]
+    assert len(links) == 4  # the e-mails still carry each approver's own links
+    secrets = {part for link in links for part in link.rsplit("/", 1)[1].split(".")}
+    [body] = received.bodies  # one notice for the gate, not one per approver
+    text = body.decode()
+    assert "/links/" not in text
+    assert not [part for part in secrets if part in text]
+    posted = json.loads(body)
+    assert f"Review (sign in to decide): {served.url}/gates/{gate.id}\n" in posted["text"]
+    assert "a decision by alice, bob" in posted["text"]
+    assert posted["signoff"] == {"key": f"{gate.id}:*:opened:0"}
+    assert served.app.gates.notify(gate, kind="opened") == []  # effectively once
+    assert (len(received.bodies), len(inbox.messages)) == (1, 2)
+    with httpx.Client(trust_env=False, timeout=10) as client:
+        review = client.get(f"{served.url}/gates/{gate.id}")
+    assert review.status_code == 303  # the channel's readers sign in to see or decide
+    assert review.headers["location"].startswith("/login?next=")
+
+    class Later:
+        def __init__(self, start: float) -> None:
+            self.t = start
+
+        def now(self) -> float:
+            return self.t
+
+    clock = Later(time.time() + 3700)
+    gates = dataclasses.replace(served.app.gates, clock=clock)  # the worker keeps real time
+    assert gates.remind_due() == [gate.id]
+    assert (len(received.bodies), len(inbox.messages)) == (2, 4)
+    reminder = received.bodies[1].decode()
+    assert "Reminder: Approval needed" in reminder
+    assert "/links/" not in reminder
+    received.status = 500  # the channel is down: the e-mails still go, the failure is audited
+    clock.t += 3700
+    assert gates.remind_due() == [gate.id]
+    assert (len(received.bodies), len(inbox.messages)) == (3, 6)
+    events = served.app.store.list_audit(run_id)
+    notices = sorted(
+        (e.event, e.actor or "", e.data["channel"])
+        for e in events
+        if e.event in ("notified", "reminded", "notify_failed")
+    )
+    assert notices == [
+        ("notified", "", "webhook"),
+        ("notified", "alice", "email"),
+        ("notified", "bob", "email"),
+        ("notify_failed", "", "webhook"),
+        ("reminded", "", "webhook"),
+        ("reminded", "alice", "email"),
+        ("reminded", "alice", "email"),
+        ("reminded", "bob", "email"),
+        ("reminded", "bob", "email"),
+    ]
+    assert SECRET not in json.dumps([e.data for e in events])  # the audit names the host only
+    assert verify_chain(served.app.store.list_audit()) == []
 
 
 def test_the_api_decides_with_a_token_and_never_from_a_url(served: Served, tmp_path: Path) -> None:

@@ -240,9 +240,15 @@ class Message:
 
 
 class Notifier(Protocol):
-    """Delivers messages (SMTP, the local outbox, a webhook)."""
+    """Delivers messages (SMTP, the local outbox, a webhook).
+
+    ``personal``: whether only the addressee reads what is sent (e-mail). Only a personal
+    notifier is given a person's signed decision links; a shared one (a team channel) gets
+    one notice per gate event with the review page's address, where readers sign in.
+    """
 
     channel: str
+    personal: bool
 
     def send(self, message: Message) -> str:
         """Deliver; return a short note (message id, file path). Raise on failure."""

@@ -20,6 +20,7 @@ class OutboxNotifier:
     """Writes each message as an .eml file into a folder."""
 
     channel = "email"
+    personal = True  # one mailbox: the approver's own decision links may go here
 
     def __init__(self, folder: Path, sender: str = "signoff@localhost") -> None:
         self.folder = folder

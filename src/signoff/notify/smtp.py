@@ -15,6 +15,7 @@ class SmtpNotifier:
     """Sends each message over one SMTP connection (opened per message: gates are rare)."""
 
     channel = "email"
+    personal = True  # one mailbox: the approver's own decision links may go here
 
     def __init__(
         self,

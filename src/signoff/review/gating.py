@@ -2,7 +2,8 @@
 
 ``GateService.after_open`` runs right after a gate opened: it closes older open gates of the
 same flow (``supersede``), evaluates ``auto_approve_if`` (recorded like a decision), and sends
-each approver an e-mail with signed decision links. ``expire_due`` and ``remind_due`` are the
+each approver an e-mail with signed decision links; a shared channel (the webhook) gets one
+notice with the review page's address instead. ``expire_due`` and ``remind_due`` are the
 timers: called by ``signoff server`` every few seconds, or by ``signoff gates tick``.
 A timeout never approves.
 """
@@ -26,9 +27,11 @@ from signoff.review.decide import decide_gate
 from signoff.review.links import LinkSigner
 from signoff.review.rules import evaluate_rule
 
-__all__ = ["GateService", "RULE_ACTOR"]
+__all__ = ["RULE_ACTOR", "SHARED", "GateService"]
 
 RULE_ACTOR = "signoff:rule"
+# Who a shared channel's notice is claimed for: everyone who reads the channel.
+SHARED = "*"
 
 
 @dataclass
@@ -127,7 +130,13 @@ class GateService:
 
     # --------------------------------------------------------------- notifications
     def notify(self, gate: GateRecord, *, kind: str) -> list[str]:
-        """E-mail every approver who has not decided yet; each message at most once."""
+        """Tell the approvers who have not decided yet; each message at most once per channel.
+
+        A personal notifier (e-mail) gets one message per approver with that approver's own
+        signed links. A shared one (a webhook into a team channel) gets one notice per gate
+        event with the review page's address only: a link posted where others read it would
+        let any reader decide as its owner.
+        """
         if not self.notifiers:
             return []
         tr = self.store.get_task_run(gate.task_run_id)
@@ -136,63 +145,92 @@ class GateService:
         run = self.store.get_run(gate.run_id)
         decided = {d.actor for d in self.store.list_decisions(gate.id) if d.decision != "refused"}
         users = sorted(expand_targets(gate.targets, self.store.groups()) - decided)
+        if not users:
+            return []
         report = _read_report(gate)
         now = self.clock.now()
-        sent: list[str] = []
         stamp = int(now) if kind == "reminder" else 0
-        for name in users:
-            user = self.store.get_user(name)
-            links = {
-                d: self.signer.mint(
-                    gate_id=gate.id, user=name, decision=d, expires_at=gate.expires_at
-                )
-                for d in ("approve", "reject")
-            }
-            message = _message(gate, run, name, user.email if user else None, links, report, kind)
-            message = dataclasses.replace(message, key=f"{gate.id}:{name}:{kind}:{stamp}")
-            for notifier in self.notifiers:
-                key = f"{message.key}:{notifier.channel}"
-                if not self.store.claim_notification(
-                    key=key,
-                    gate_id=gate.id,
-                    user=name,
-                    kind=kind,
-                    channel=notifier.channel,
-                    at=now,
-                ):
+        personal = [n for n in self.notifiers if n.personal]
+        shared = [n for n in self.notifiers if not n.personal]
+        sent: list[str] = []
+        for name in users if personal else ():
+            key = f"{gate.id}:{name}:{kind}:{stamp}"
+            message: Message | None = None
+            for notifier in personal:
+                if not self._claim(notifier, key, gate, name, kind, now):
                     continue
-                self.store.add_link_tokens([link.record for link in links.values()])
-                try:
-                    note = notifier.send(message)
-                except Exception as exc:  # a channel down must not stop the others
-                    self.store.release_notification(key)
-                    self.store.append_audit(
-                        [
-                            AuditEvent(
-                                "notify_failed",
-                                gate.run_id,
-                                gate.id,
-                                name,
-                                {"channel": notifier.channel, "error": str(exc)[:500]},
-                            )
-                        ],
-                        at=now,
-                    )
+                if message is None:  # links are minted and stored only for what is sent
+                    message = self._personal_message(gate, run, name, report, kind, key)
+                note = self._send(notifier, message, key, gate, name, kind, now)
+                if note is not None:
+                    sent.append(note)
+        if shared:
+            key = f"{gate.id}:{SHARED}:{kind}:{stamp}"
+            review_url = f"{self.signer.base_url}/gates/{gate.id}"
+            notice = _notice(gate, run, users, report, kind, review_url, key)
+            for notifier in shared:
+                if not self._claim(notifier, key, gate, SHARED, kind, now):
                     continue
-                self.store.append_audit(
-                    [
-                        AuditEvent(
-                            "notified" if kind == "opened" else "reminded",
-                            gate.run_id,
-                            gate.id,
-                            name,
-                            {"channel": notifier.channel, "note": note},
-                        )
-                    ],
-                    at=now,
-                )
-                sent.append(note)
+                note = self._send(notifier, notice, key, gate, None, kind, now)
+                if note is not None:
+                    sent.append(note)
         return sent
+
+    def _personal_message(
+        self,
+        gate: GateRecord,
+        run: RunRecord,
+        name: str,
+        report: dict[str, Any],
+        kind: str,
+        key: str,
+    ) -> Message:
+        links = {
+            d: self.signer.mint(gate_id=gate.id, user=name, decision=d, expires_at=gate.expires_at)
+            for d in ("approve", "reject")
+        }
+        self.store.add_link_tokens([link.record for link in links.values()])
+        user = self.store.get_user(name)
+        message = _message(gate, run, name, user.email if user else None, links, report, kind)
+        return dataclasses.replace(message, key=key)
+
+    def _claim(
+        self, notifier: Notifier, key: str, gate: GateRecord, user: str, kind: str, now: float
+    ) -> bool:
+        """Reserve ``key`` on the notifier's channel; False when it was already sent."""
+        return self.store.claim_notification(
+            key=f"{key}:{notifier.channel}",
+            gate_id=gate.id,
+            user=user,
+            kind=kind,
+            channel=notifier.channel,
+            at=now,
+        )
+
+    def _send(
+        self,
+        notifier: Notifier,
+        message: Message,
+        key: str,
+        gate: GateRecord,
+        user: str | None,
+        kind: str,
+        now: float,
+    ) -> str | None:
+        """Deliver a claimed message and audit it; a failure gives the claim back."""
+        try:
+            note = notifier.send(message)
+        except Exception as exc:  # a channel down must not stop the others
+            self.store.release_notification(f"{key}:{notifier.channel}")
+            error = {"channel": notifier.channel, "error": str(exc)[:500]}
+            self.store.append_audit(
+                [AuditEvent("notify_failed", gate.run_id, gate.id, user, error)], at=now
+            )
+            return None
+        event = "notified" if kind == "opened" else "reminded"
+        data = {"channel": notifier.channel, "note": note}
+        self.store.append_audit([AuditEvent(event, gate.run_id, gate.id, user, data)], at=now)
+        return note
 
     # ---------------------------------------------------------------------- timers
     def expire_due(self) -> list[str]:
@@ -312,4 +350,43 @@ def _message(
         text=text,
         html=html_body,
         key=f"{gate.id}:{user}:{kind}",
+    )
+
+
+def _notice(
+    gate: GateRecord,
+    run: RunRecord,
+    waiting_for: list[str],
+    report: dict[str, Any],
+    kind: str,
+    review_url: str,
+    key: str,
+) -> Message:
+    """The notice for a shared channel: the review page's address, no one's decision links."""
+    challenger = report.get("challenger") or {}
+    label = challenger.get("label", "the challenger") if isinstance(challenger, dict) else ""
+    headline = _headline(report)
+    prefix = "Reminder: " if kind == "reminder" else ""
+    who = ", ".join(waiting_for)
+    text = (
+        f"Run {run.id} of flow {run.flow_name}, started by {run.started_by}, waits for a "
+        f"decision by {who} before {label} goes to production.\n\n"
+        f"{headline}\n\n"
+        f"Review (sign in to decide): {review_url}\n"
+        "Each approver also has personal decision links by e-mail.\n"
+    )
+    e = html.escape
+    html_body = (
+        f"<p>Run <code>{e(run.id)}</code> of flow <b>{e(run.flow_name)}</b>, started by "
+        f"{e(run.started_by)}, waits for a decision by {e(who)} before <b>{e(str(label))}</b> "
+        f'goes to production.</p><p>{e(headline)}</p><p><a href="{e(review_url)}">Review '
+        "(sign in to decide)</a></p>"
+    )
+    return Message(
+        to_user=SHARED,
+        to_address=None,
+        subject=f"{prefix}Approval needed: {run.flow_name} {label} (run {run.id})",
+        text=text,
+        html=html_body,
+        key=key,
     )

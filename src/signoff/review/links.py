@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from signoff.domain.records import LinkToken
 from signoff.errors import SignoffError
 
-__all__ = ["LinkError", "LinkSigner", "MintedLink", "token_hash"]
+__all__ = ["MAX_TOKEN_LENGTH", "LinkError", "LinkSigner", "MintedLink", "same_secret", "token_hash"]
+
+# A genuine token is about 200 characters; anything much longer is refused unread.
+MAX_TOKEN_LENGTH = 1000
 
 
 class LinkError(SignoffError):
@@ -38,6 +41,23 @@ class MintedLink:
 def token_hash(token: str) -> str:
     """What the store keeps of a token."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def same_secret(expected: str, given: str | None) -> bool:
+    """Whether ``given`` equals ``expected``, compared in constant time, for any input.
+
+    Every check of a signature or CSRF value goes through here. ``hmac.compare_digest`` on
+    ``str`` refuses non-ASCII text with a TypeError, and such text comes straight from URLs,
+    forms and cookies, so both sides are compared as UTF-8 bytes. An empty or missing value
+    never matches.
+    """
+    if not given or not expected:
+        return False
+    try:
+        given_bytes = given.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: not text any secret of ours is made of
+        return False
+    return hmac.compare_digest(expected.encode("utf-8"), given_bytes)
 
 
 def _b64(data: bytes) -> str:
@@ -78,9 +98,9 @@ class LinkSigner:
     def read(self, token: str, *, now: float) -> dict[str, object]:
         """The payload of a genuine, unexpired token (not yet checked against the store)."""
         payload, sep, signature = token.partition(".")
-        if not sep or not payload or not signature:
+        if not sep or not payload or not signature or len(token) > MAX_TOKEN_LENGTH:
             raise LinkError("this link is not a signoff decision link")
-        if not hmac.compare_digest(self._sign(payload), signature):
+        if not same_secret(self._sign(payload), signature):
             raise LinkError("this link's signature does not match: it was altered or forged")
         try:
             body = json.loads(_unb64(payload))
@@ -97,9 +117,10 @@ class LinkSigner:
         return self._sign(f"csrf:{token_hash(token)}:{cookie}")
 
     def check_csrf(self, token: str, cookie: str | None, value: str | None) -> bool:
-        if not cookie or not value:
+        """Whether a link form's CSRF value matches its link and the browser's cookie."""
+        if not cookie:
             return False
-        return hmac.compare_digest(self.csrf_for(token, cookie), value)
+        return same_secret(self.csrf_for(token, cookie), value)
 
 
 def _nonce() -> str:

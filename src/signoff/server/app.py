@@ -3,6 +3,9 @@
 Routes live in one module per concept (``links``, ``api``, ``auth`` and the web UI's pages in
 ``ui/``); errors map to statuses in ``errors``; the background worker runs gate timers and
 drives runs. No middleware: sessions and CSRF are request dependencies (``deps``).
+
+No answer builds a URL from the request's Host header: redirects are root-relative paths,
+and links meant to leave the site (e-mails) use the configured ``base_url``.
 """
 
 from __future__ import annotations
@@ -55,6 +58,11 @@ def create_app(app: App, *, worker: Worker | None = None) -> FastAPI:
         docs_url="/api/docs",
         openapi_url="/api/v1/openapi.json",
         redoc_url=None,
+        # The framework's trailing-slash redirect builds an absolute URL from the request's
+        # Host header (``/links/TOKEN/`` -> ``http://<any host>/links/TOKEN``), which hands a
+        # link's token to whatever host the request named. Routes match exactly instead;
+        # every redirect of ours is a root-relative path.
+        redirect_slashes=False,
     )
     server.state.app = app
     server.state.worker = worker

@@ -34,6 +34,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from signoff.bootstrap import App
 from signoff.bootstrap.wiring import secret_key
 from signoff.domain.records import UserRecord
+from signoff.review.links import same_secret
 from signoff.server.passwords import verify_password
 from signoff.server.ui.layout import PageError, PageRoute, printable, safe_next, show
 
@@ -117,8 +118,8 @@ def _mac(secret: bytes, purpose: str, value: str) -> str:
 
 
 def check_csrf(expected: str, given: str | None) -> bool:
-    """Constant-time comparison of a form's CSRF value with the expected one."""
-    return bool(given) and hmac.compare_digest(expected, given or "")
+    """Whether a form's CSRF value is the expected one (constant time, any text: 4xx, not 500)."""
+    return same_secret(expected, given)
 
 
 def _secure(app: App) -> bool:

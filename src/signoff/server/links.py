@@ -3,6 +3,10 @@
 Mail scanners and link previewers fetch links, so a GET never changes anything. The POST
 needs the CSRF value bound to the link and to the browser's CSRF cookie. A link answers
 plainly when it is forged, expired, used, or when its gate is no longer open.
+
+A link is one approver's. Opened in a browser signed in as someone else, it is refused (403,
+and a ``link_refused`` audit event) on every route: otherwise whoever holds the link, in
+whatever session, would decide as its owner. Without a session, or in the owner's, it works.
 """
 
 from __future__ import annotations
@@ -16,18 +20,21 @@ from fastapi.responses import HTMLResponse, Response
 
 from signoff.bootstrap import App
 from signoff.domain.gates import required_approvals
-from signoff.domain.records import GateRecord, LinkToken, TaskRunRecord
+from signoff.domain.records import AuditEvent, GateRecord, LinkToken, TaskRunRecord
 from signoff.domain.states import TaskRunState
 from signoff.engine.engine import new_id
 from signoff.errors import GateClosedError, NotATargetError, NotFoundError, SignoffError
 from signoff.review.decide import decide_gate
 from signoff.review.links import LinkError, token_hash
+from signoff.server.auth import signed_in
 from signoff.server.deps import AppDep, WorkerDep
 from signoff.server.pages import message_page, render
+from signoff.server.ui.layout import REPORT_HEADERS, PageRoute, printable, show
 
 __all__ = ["router"]
 
-router = APIRouter(include_in_schema=False)
+# PageRoute: a malformed form (an overlong comment) is answered with a page and a 4xx.
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
 CSRF_COOKIE = "signoff_csrf"
 
 
@@ -51,6 +58,32 @@ def _open_link(app: App, token: str) -> tuple[dict[str, Any], LinkToken, GateRec
     return body, record, gate, tr
 
 
+def _someone_else(
+    request: Request, app: App, record: LinkToken, gate: GateRecord
+) -> Response | None:
+    """A refusal when the browser is signed in as someone other than the link's approver."""
+    who = signed_in(request)
+    if who is None or who.name == record.user:
+        return None
+    event = AuditEvent(
+        "link_refused",
+        gate.run_id,
+        gate.id,
+        who.name,
+        {"link_user": record.user, "decision": record.decision, "method": request.method},
+    )
+    app.store.append_audit([event], at=app.engine.clock.now())
+    return show(
+        "message.html",
+        who,
+        status=403,
+        title="This link is not yours",
+        text=f"This link is {record.user}'s; you are signed in as {who.name} — sign out or "
+        f"use {record.user}'s browser. Nothing was decided.",
+        css="bad",
+    )
+
+
 def _link_error(app: App, exc: SignoffError) -> HTMLResponse:
     base = app.settings.base_url.rstrip("/")
     status = 409 if isinstance(exc, GateClosedError) else 403
@@ -67,6 +100,8 @@ def show_link(token: str, request: Request, app: AppDep) -> Response:
         _, record, gate, tr = _open_link(app, token)
     except SignoffError as exc:
         return _link_error(app, exc)
+    if (refused := _someone_else(request, app, record, gate)) is not None:
+        return refused
     run = app.store.get_run(gate.run_id)
     decisions = app.store.list_decisions(gate.id)
     approvals = len({d.actor for d in decisions if d.decision == "approve"})
@@ -103,24 +138,21 @@ def show_link(token: str, request: Request, app: AppDep) -> Response:
 
 
 @router.get("/links/{token}/report")
-def link_report(token: str, app: AppDep) -> Response:
-    """The review report the gate recorded (framed by the link page)."""
+def link_report(token: str, request: Request, app: AppDep) -> Response:
+    """The review report the gate recorded, framed by the link page and sandboxed like the
+    review page's (the same headers)."""
     try:
-        _, _, gate, _ = _open_link(app, token)
+        _, record, gate, _ = _open_link(app, token)
     except SignoffError as exc:
         return _link_error(app, exc)
+    if (refused := _someone_else(request, app, record, gate)) is not None:
+        return refused
     html = Path(gate.report_path or "").with_suffix(".html")
     if not gate.report_path or not html.is_file():
-        return HTMLResponse("<p>No report was recorded for this gate.</p>", status_code=404)
-    return HTMLResponse(
-        html.read_text(),
-        headers={
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-            "img-src data:; frame-ancestors 'self'",
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-store",
-        },
-    )
+        return HTMLResponse(
+            "<p>No report was recorded for this gate.</p>", status_code=404, headers=REPORT_HEADERS
+        )
+    return HTMLResponse(html.read_text(), headers=REPORT_HEADERS)
 
 
 @router.post("/links/{token}")
@@ -129,15 +161,17 @@ def decide_link(
     request: Request,
     app: AppDep,
     worker: WorkerDep,
-    csrf: Annotated[str, Form()] = "",
-    comment: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form(max_length=200)] = "",
+    comment: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
-    """Decide, if the link, the CSRF value, and the approver's eligibility all hold."""
+    """Decide, if the link, the session, the CSRF value, and the approver's eligibility hold."""
     base = app.settings.base_url.rstrip("/")
     try:
         _, record, gate, tr = _open_link(app, token)
     except SignoffError as exc:
         return _link_error(app, exc)
+    if (refused := _someone_else(request, app, record, gate)) is not None:
+        return refused
     if not app.signer.check_csrf(token, request.cookies.get(CSRF_COOKIE), csrf):
         return message_page(
             "Not decided",
@@ -153,7 +187,7 @@ def decide_link(
             tr,
             actor=record.user,
             approve=record.decision == "approve",
-            comment=comment.strip() or None,
+            comment=printable(comment, lines=True).strip() or None,
             channel="email",
             new_id=new_id,
             link_token_hash=token_hash(token),

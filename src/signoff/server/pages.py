@@ -8,6 +8,8 @@ from typing import Any
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from signoff.server.ui.layout import HEADERS
+
 __all__ = ["message_page", "render"]
 
 _ENV = Environment(
@@ -15,19 +17,15 @@ _ENV = Environment(
     autoescape=select_autoescape(default=True),
 )
 
-_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-
 
 def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """A page from a template, with headers that keep it from being framed or cached."""
+    """A page from a template, with headers that keep it from being framed or cached.
+
+    A link's pages get the signed-in pages' headers: no script, no framing by others, forms
+    to this site only.
+    """
     html = _ENV.get_template(name).render(**context)
-    return HTMLResponse(html, status_code=status, headers=_HEADERS)
+    return HTMLResponse(html, status_code=status, headers=HEADERS)
 
 
 def message_page(

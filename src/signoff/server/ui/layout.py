@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from signoff.server.auth import SignedIn
 
 __all__ = [
+    "HEADERS",
     "NAV",
+    "REPORT_HEADERS",
     "PageError",
     "PageRoute",
     "ago",
@@ -51,6 +53,17 @@ HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'none'; "
     "style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-src 'self'; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+# The recorded review report, framed by the review page and by a link's page: its own
+# origin only may frame it, and ``sandbox`` makes the browser treat it as a foreign origin
+# that runs nothing, even if it is opened outside its frame. The frames carry ``sandbox`` too.
+REPORT_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "img-src data:; frame-ancestors 'self'; base-uri 'none'; form-action 'none'; sandbox",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",

@@ -25,18 +25,18 @@ from signoff.errors import GateClosedError, NotATargetError, NotFoundError, Sign
 from signoff.review.decide import decide_gate
 from signoff.server.auth import SignedIn
 from signoff.server.deps import AppDep, FormDep, SignedInDep, WorkerDep
-from signoff.server.ui.layout import PageError, PageRoute, is_id, printable, show
+from signoff.server.ui.layout import (
+    REPORT_HEADERS,
+    PageError,
+    PageRoute,
+    is_id,
+    printable,
+    show,
+)
 
 __all__ = ["GateView", "gate_view", "load_gate", "router"]
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
-
-_REPORT_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-    "img-src data:; frame-ancestors 'self'; sandbox",
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-store",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +191,7 @@ def review_report(gate_id: str, app: AppDep, _who: SignedInDep) -> Response:
     html = Path(gate.report_path or "").with_suffix(".html") if gate.report_path else None
     if html is None or not html.is_file():
         raise PageError(404, "No report", "No report was recorded for this gate.")
-    return HTMLResponse(html.read_text(), headers=_REPORT_HEADERS)
+    return HTMLResponse(html.read_text(), headers=REPORT_HEADERS)
 
 
 @router.post("/gates/{gate_id}/decisions")

@@ -255,3 +255,37 @@ def test_kill_inside_a_rollover(cli: Cli, tmp_path: Path, point: str) -> None:
     models = cli.json("models", "tiny")
     champion = [m for m in models if "champion" in m.get("aliases", [])]
     assert [m["digest"] for m in champion] == [new_digest]
+
+
+def test_a_notice_claimed_by_a_dead_process_is_sent_by_the_next(
+    tmp_path: Path, database_url: str
+) -> None:
+    from signoff.bootstrap import Settings, build_app
+    from signoff.spec import load_flow
+
+    app = build_app(Settings(home=tmp_path / "home", database_url=database_url, slots=2))
+    try:
+        hook, app.engine.after_gate_opened = app.engine.after_gate_opened, None
+        loaded = load_flow(write_flow(tmp_path / "flow"))
+        run = app.engine.start_run(loaded.spec, base_dir=loaded.base_dir, started_by="carol")
+        app.engine.drive(run.id)  # the gate opens; its follow-up never runs (the "crash")
+        gate = app.store.gates_of_run(run.id)[0]
+        assert app.store.gate_policy(gate.id)["announced_at"] is None
+        # the dead process had reserved alice's e-mail and died before the outbox took it
+        assert app.store.claim_notification(
+            key=f"{gate.id}:alice:opened:0:email",
+            gate_id=gate.id,
+            user="alice",
+            kind="opened",
+            channel="email",
+            at=1.0,
+        )
+        assert hook is not None
+        hook(gate)  # what a restarted driver runs for a gate not yet announced
+        outbox = sorted(p.name for p in (tmp_path / "home" / "outbox").glob("*.eml"))
+        assert len(outbox) == 2, outbox  # alice's too, and each once
+        hook(gate)
+        assert len(list((tmp_path / "home" / "outbox").glob("*.eml"))) == 2
+        assert app.store.gate_policy(gate.id)["announced_at"] is not None
+    finally:
+        app.close()

@@ -380,7 +380,7 @@ def test_the_webhook_gets_the_review_page_and_no_personal_link(
         ("reminded", "bob", "email"),
     ]
     assert SECRET not in json.dumps([e.data for e in events])  # the audit names the host only
-    assert verify_chain(served.app.store.list_audit()) == []
+    assert verify_chain(served.app.store.list_audit(), served.app.audit_key) == []
 
 
 def test_the_api_decides_with_a_token_and_never_from_a_url(served: Served, tmp_path: Path) -> None:

@@ -57,7 +57,9 @@ class GateService:
             self._supersede_older(gate, run)
         rule = policy.get("auto_approve_if")
         if not (rule and self._auto_approve(gate, rule)):
-            self.notify(gate, kind="opened")
+            # Only this call, or one finishing a dead driver's, ever sends these: a claim
+            # whose sending was never confirmed is the dead one's, and is taken over.
+            self.notify(gate, kind="opened", retake_unsent=True)
         self.store.mark_gate_announced(gate.id, self.clock.now())
 
     def _supersede_older(self, gate: GateRecord, run: RunRecord) -> None:
@@ -129,7 +131,7 @@ class GateService:
         return True
 
     # --------------------------------------------------------------- notifications
-    def notify(self, gate: GateRecord, *, kind: str) -> list[str]:
+    def notify(self, gate: GateRecord, *, kind: str, retake_unsent: bool = False) -> list[str]:
         """Tell the approvers who have not decided yet; each message at most once per channel.
 
         A personal notifier (e-mail) gets one message per approver with that approver's own
@@ -157,7 +159,7 @@ class GateService:
             key = f"{gate.id}:{name}:{kind}:{stamp}"
             message: Message | None = None
             for notifier in personal:
-                if not self._claim(notifier, key, gate, name, kind, now):
+                if not self._claim(notifier, key, gate, name, kind, now, retake_unsent):
                     continue
                 if message is None:  # links are minted and stored only for what is sent
                     message = self._personal_message(gate, run, name, report, kind, key)
@@ -169,7 +171,7 @@ class GateService:
             review_url = f"{self.signer.base_url}/gates/{gate.id}"
             notice = _notice(gate, run, users, report, kind, review_url, key)
             for notifier in shared:
-                if not self._claim(notifier, key, gate, SHARED, kind, now):
+                if not self._claim(notifier, key, gate, SHARED, kind, now, retake_unsent):
                     continue
                 note = self._send(notifier, notice, key, gate, None, kind, now)
                 if note is not None:
@@ -195,7 +197,14 @@ class GateService:
         return dataclasses.replace(message, key=key)
 
     def _claim(
-        self, notifier: Notifier, key: str, gate: GateRecord, user: str, kind: str, now: float
+        self,
+        notifier: Notifier,
+        key: str,
+        gate: GateRecord,
+        user: str,
+        kind: str,
+        now: float,
+        retake_unsent: bool,
     ) -> bool:
         """Reserve ``key`` on the notifier's channel; False when it was already sent."""
         return self.store.claim_notification(
@@ -205,6 +214,7 @@ class GateService:
             kind=kind,
             channel=notifier.channel,
             at=now,
+            retake_unsent=retake_unsent,
         )
 
     def _send(
@@ -227,6 +237,7 @@ class GateService:
                 [AuditEvent("notify_failed", gate.run_id, gate.id, user, error)], at=now
             )
             return None
+        self.store.mark_notification_sent(f"{key}:{notifier.channel}", now)
         event = "notified" if kind == "opened" else "reminded"
         data = {"channel": notifier.channel, "note": note}
         self.store.append_audit([AuditEvent(event, gate.run_id, gate.id, user, data)], at=now)

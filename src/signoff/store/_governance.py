@@ -298,8 +298,14 @@ class GovernanceStore(SqlBase):
         channel: str,
         at: float,
         detail: str | None = None,
+        retake_unsent: bool = False,
     ) -> bool:
-        """Reserve a message to send; False when it was already sent (effectively once)."""
+        """Reserve a message to send; False when it was already sent (effectively once).
+
+        ``retake_unsent``: a reservation whose sending was never confirmed
+        (:meth:`mark_notification_sent`) is taken over, for a process finishing what a dead
+        one began (the only duplicate: a crash after the channel took it, before the mark).
+        """
         try:
             with self._tx() as conn:
                 conn.execute(
@@ -311,11 +317,27 @@ class GovernanceStore(SqlBase):
                         channel=channel,
                         at=at,
                         detail=detail,
+                        sent_at=None,
                     )
                 )
         except sa.exc.IntegrityError:
-            return False
+            if not retake_unsent:
+                return False
+            with self._tx() as conn:
+                res = conn.execute(
+                    g.notifications.update()
+                    .where(g.notifications.c.key == key, g.notifications.c.sent_at.is_(None))
+                    .values(at=at)
+                )
+            return res.rowcount == 1
         return True
+
+    def mark_notification_sent(self, key: str, at: float) -> None:
+        """The channel took the message: it is never sent again."""
+        with self._tx() as conn:
+            conn.execute(
+                g.notifications.update().where(g.notifications.c.key == key).values(sent_at=at)
+            )
 
     def release_notification(self, key: str) -> None:
         """Give a reservation back when the message could not be sent (it will be retried)."""

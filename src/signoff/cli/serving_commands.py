@@ -26,6 +26,7 @@ from signoff.cli.commands import JsonOpt, app, endpoints_app, out
 from signoff.cli.commands import _print_json as print_json
 from signoff.cli.commands import _settings as read_settings
 from signoff.cli.commands import _user as settings_user
+from signoff.domain.names import check_endpoint_name
 from signoff.domain.ports import Store
 from signoff.domain.records import EndpointRecord, ModelVersionRecord
 from signoff.engine.deploy import Deployer, approval_of, resolve_model_version
@@ -96,6 +97,7 @@ def deploy_command(
     The model folder must still have its registered digest. A running endpoint rolls over
     in place with zero failed requests; a stopped one is started.
     """
+    check_endpoint_name(endpoint)
     if not 0.0 <= max_error_rate <= 1.0:
         raise SignoffError("--max-error-rate must be between 0 and 1")
     if probation < 0:
@@ -135,6 +137,7 @@ def rollback_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Return ENDPOINT to the version it served before (or abort its canary)."""
+    check_endpoint_name(endpoint)
     app_ = build_app(read_settings())
     try:
         result = _deployer(app_).rollback(endpoint, actor=_actor(app_, as_user))
@@ -150,6 +153,7 @@ def promote_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Give ENDPOINT's canary all traffic (above its error-rate rule, abort it instead)."""
+    check_endpoint_name(endpoint)
     app_ = build_app(read_settings())
     try:
         result = _deployer(app_).promote(endpoint, actor=_actor(app_, as_user))
@@ -206,6 +210,7 @@ def endpoints_history(
     as_json: JsonOpt = False,
 ) -> None:
     """Every deployment of ENDPOINT: when, which kind, which version, who, which approval."""
+    check_endpoint_name(endpoint)
     app_ = build_app(read_settings())
     try:
         rows = history_rows(app_.store, endpoint)
@@ -254,6 +259,7 @@ def endpoints_export(
     ] = None,
 ) -> None:
     """Write manifests that serve ENDPOINT's current model version elsewhere (YAML)."""
+    check_endpoint_name(endpoint)
     app_ = build_app(read_settings())
     try:
         ep = app_.store.get_endpoint(endpoint)

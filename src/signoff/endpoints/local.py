@@ -5,6 +5,10 @@ command, a worker); it is found again by its pid and stopped through its process
 Model versions are swapped inside a running process through its admin API on loopback,
 authenticated by a random token that lives in ``<home>/endpoints/<name>/admin.token``
 (mode 0600) and reaches the process through its environment.
+
+An endpoint's name becomes the folder ``<home>/endpoints/<name>``: the name must follow
+:func:`signoff.domain.names.check_endpoint_name`, and the folder, symlinks resolved, must sit
+directly in ``<home>/endpoints``, whatever the caller checked before.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from signoff.domain.names import InvalidNameError, check_endpoint_name
 from signoff.domain.ports import EndpointState, RolloverResult, VersionState
 from signoff.errors import ExecutionError
 
@@ -73,13 +78,26 @@ class LocalEndpointRunner:
         # Children this runner started, so it can reap them instead of leaving zombies.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
+    def folder(self, name: str) -> Path:
+        """``home/endpoints/<name>``, refused (:class:`InvalidNameError`) if it could escape.
+
+        The last line of defence where a name becomes a path: the name must follow the naming
+        rule, and the folder, symlinks resolved, must be directly inside ``home/endpoints``.
+        """
+        check_endpoint_name(name)
+        root = self.home.resolve() / "endpoints"
+        folder = (root / name).resolve()
+        if folder.parent != root or folder.name != name:
+            raise InvalidNameError(f"endpoint folder {root / name} leads outside {root}: refused")
+        return folder
+
     def log_path(self, name: str) -> Path:
         """Where the endpoint ``name`` writes its output."""
-        return self.home / "endpoints" / name / "endpoint.log"
+        return self.folder(name) / "endpoint.log"
 
     def token_path(self, name: str) -> Path:
         """Where the admin token of the endpoint ``name`` is kept (mode 0600)."""
-        return self.home / "endpoints" / name / "admin.token"
+        return self.folder(name) / "admin.token"
 
     def start(
         self, name: str, model_dir: Path, digest: str, model_version: str, port: int | None

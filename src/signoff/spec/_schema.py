@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from signoff.domain.names import ENDPOINT_NAME_PATTERN
 from signoff.domain.specs import (
     Catchup,
     ConditionSpec,
@@ -85,6 +86,8 @@ def _schema(validator: Any, json_schema: dict[str, Any]) -> tuple[PlainValidator
 
 
 Name = Annotated[str, *_schema(v.parse_name, _NAME)]
+_ENDPOINT_NAME = {"type": "string", "pattern": ENDPOINT_NAME_PATTERN}  # at most 63, too
+EndpointName = Annotated[str, *_schema(v.parse_endpoint_name, _ENDPOINT_NAME)]
 Scalar = Annotated[object, *_schema(v.parse_scalar, {"type": [*_SCALAR["type"], "null"]})]
 Duration = Annotated[float | None, *_schema(v.duration_parser("timeout"), _DURATION)]
 _CRON = {"type": "string", "pattern": rf"^\s*{_CRON_FIELD}(\s+{_CRON_FIELD}){{4,5}}\s*$"}
@@ -332,8 +335,8 @@ class TaskModel(_Model):
     min_improvement: float | None = None
     evaluate: str | None = None
     # deploy
-    endpoint_title: Name | None = None
-    endpoint: Name | None = None
+    endpoint_title: EndpointName | None = None
+    endpoint: EndpointName | None = None
     port: Annotated[
         int | None,
         *_schema(v.parse_port, {"type": "integer", "minimum": 1024, "maximum": 65535}),
@@ -391,7 +394,7 @@ class TriggerModel(_Model):
     on: Annotated[
         TriggerKind, *_schema(v.parse_trigger_kind, {"enum": [k.value for k in TriggerKind]})
     ]
-    endpoint: Name | None = None
+    endpoint: EndpointName | None = None
     metric: Annotated[
         str | None,
         *_schema(

@@ -6,9 +6,9 @@ Model versions are swapped inside a running process through its admin API on loo
 authenticated by a random token that lives in ``<home>/endpoints/<name>/admin.token``
 (mode 0600) and reaches the process through its environment.
 
-An endpoint's name becomes the folder ``<home>/endpoints/<name>``: the name must follow
-:func:`signoff.domain.names.check_endpoint_name`, and the folder, symlinks resolved, must sit
-directly in ``<home>/endpoints``, whatever the caller checked before.
+An endpoint's name becomes the folder ``<home>/endpoints/<name>`` (0700; its log 0600): the
+name must follow :func:`signoff.domain.names.check_endpoint_name`, and the folder, symlinks
+resolved, must sit directly in ``<home>/endpoints``, whatever the caller checked before.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ import os
 import secrets
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 
@@ -109,7 +110,7 @@ class LocalEndpointRunner:
         """
         port = _free_port() if port is None else port
         log_path = self.log_path(name)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        _private_folder(log_path.parent)
         command = [
             self.python,
             "-m",
@@ -132,7 +133,7 @@ class LocalEndpointRunner:
         env = {k: v for k, v in self._base_env.items() if not _is_signoff_secret(k)}
         env["SIGNOFF_HOME"] = str(self.home)
         env[TOKEN_ENV] = self._ensure_token(name)
-        with log_path.open("ab") as log:
+        with _open_log(log_path) as log:
             log.write(
                 f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} start {model_version}\n".encode()
             )
@@ -389,7 +390,7 @@ class LocalEndpointRunner:
             if token:
                 path.chmod(0o600)
                 return token
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_folder(path.parent)
         token = secrets.token_urlsafe(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -444,6 +445,26 @@ def _is_signoff_secret(variable: str) -> bool:
     return variable.startswith("SIGNOFF_") and any(
         word in variable for word in ("SECRET", "PASSWORD", "TOKEN")
     )
+
+
+def _private_folder(folder: Path) -> None:
+    """Create ``folder`` (and ``endpoints/``) owner-only; tighten one this user left open."""
+    folder.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the home
+    for path in (folder.parent, folder):
+        path.mkdir(mode=0o700, exist_ok=True)
+        info = path.stat()
+        if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+            path.chmod(stat.S_IMODE(info.st_mode) & ~0o077)
+
+
+def _open_log(path: Path) -> BinaryIO:
+    """The endpoint's log for appending, owner-only (0600); never through a symlink."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o600)
+    info = os.fstat(fd)
+    if info.st_uid == os.geteuid() and info.st_mode & 0o077:  # left open by an older version
+        os.fchmod(fd, stat.S_IMODE(info.st_mode) & ~0o077)
+    return os.fdopen(fd, "ab")
 
 
 def _free_port() -> int:

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 from ruamel.yaml import YAML
 
 from signoff.bootstrap import App, build_app
@@ -67,10 +68,15 @@ def _print_change(verb: str, result: dict[str, Any], as_json: bool) -> None:
         return
     split = ", ".join(f"{v} {p}%" for v, p in result["traffic"].items())
     before = result["previous_model_version"]
+    # built as Text: labels and URLs are data, never markup
     out.print(
-        f"endpoint [bold]{result['endpoint']}[/] {verb} {result['model_version']}"
-        + (f" (before: {before})" if before else "")
-        + f"; traffic: {split}; switched in {result['switch_seconds']:.3f}s; {result['url']}"
+        Text.assemble(
+            "endpoint ",
+            (str(result["endpoint"]), "bold"),
+            f" {verb} {result['model_version']}",
+            f" (before: {before})" if before else "",
+            f"; traffic: {split}; switched in {result['switch_seconds']:.3f}s; {result['url']}",
+        )
     )
 
 
@@ -226,7 +232,7 @@ def endpoints_history(
                 approval = f"gate {r['gate_id']}"
                 if r["approved_by"]:
                     approval += f" ({', '.join(r['approved_by'])})"
-            table.add_row(
+            cells = (
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"])),
                 r["kind"],
                 r["model_version"] or "",
@@ -235,6 +241,7 @@ def endpoints_history(
                 approval,
                 r["reason"] or "",
             )
+            table.add_row(*(Text(str(c)) for c in cells))  # data, never markup
         out.print(table)
     finally:
         app_.close()
@@ -275,7 +282,8 @@ def endpoints_export(
         sys.stdout.write(text)
     else:
         output.write_text(text)
-        out.print(f"wrote {format_.value} manifests for {endpoint} ({model.label}) to {output}")
+        message = f"wrote {format_.value} manifests for {endpoint} ({model.label}) to {output}"
+        out.print(Text(message))
 
 
 def build_manifests(ep: EndpointRecord, model: ModelVersionRecord, fmt: ExportFormat) -> str:

@@ -182,8 +182,8 @@ def test_committed_schema_is_the_generated_one(schema: dict[str, Any]) -> None:
 
 def test_schema_is_versioned(schema: dict[str, Any]) -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["$id"] == FLOW_SCHEMA_ID == "https://signoff.dev/schemas/flow-1.json"
-    assert schema["version"] == FLOW_SCHEMA_VERSION == "1"
+    assert schema["$id"] == FLOW_SCHEMA_ID == "https://signoff.dev/schemas/flow-2.json"
+    assert schema["version"] == FLOW_SCHEMA_VERSION == "2"
     assert "flow_json_schema" in signoff.spec.__all__
 
 

@@ -1,9 +1,19 @@
-"""build_app: settings in, a ready engine and store out."""
+"""build_app: settings in, a ready engine and store out.
+
+The home folder holds e-mails with decision links, the link-signing and audit keys, the
+database, run outputs and reports: nobody but its owner may enter it. ``build_app`` creates it
+0700 (and tightens one this user left open), so nothing below it is reachable by another
+local user whatever its own mode. Files holding secrets or personal data are created 0600
+explicitly as well, in case a home is ever shared by mistake. The process umask is left
+alone: a task that writes outside the home (a shared data folder) keeps the user's umask.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +68,7 @@ class App:
 def build_app(settings: Settings, observer: EngineObserver | None = None) -> App:
     """Open the store (migrating it) and wire the engine with the local executor."""
     home = settings.resolved_home
-    home.mkdir(parents=True, exist_ok=True)
+    _private_home(home)
     if settings.failpoints:
         failpoints.arm(settings.failpoints.split(","), home / "failpoints")
     store = open_store(settings.resolved_database_url)
@@ -106,15 +116,30 @@ def build_app(settings: Settings, observer: EngineObserver | None = None) -> App
     )
 
 
+def _private_home(home: Path) -> None:
+    """Make ``home`` owner-only (0700): created so, or tightened if this user owns it."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _tighten(home)
+
+
 def secret_key(settings: Settings) -> bytes:
     """The configured secret, or one generated once and kept in the home folder (0600)."""
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
     path = settings.resolved_home / "secret.key"
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
+        # written whole under a temporary name, then linked: a concurrent start never reads
+        # a half-written key, and the first one to link wins
+        temp = path.with_name(f".secret.key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+            with contextlib.suppress(FileExistsError):
+                os.link(temp, path)
+        finally:
+            temp.unlink(missing_ok=True)
+    _tighten(path)  # a key file an older version left readable
     return path.read_text().strip().encode()
 
 
@@ -143,6 +168,13 @@ def audit_key(settings: Settings) -> bytes:
         finally:
             tmp.unlink()
     return path.read_text().strip().encode()
+
+
+def _tighten(path: Path) -> None:
+    """Remove group and world bits from ``path`` if this user owns it (others' files stay)."""
+    info = path.stat()
+    if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+        path.chmod(stat.S_IMODE(info.st_mode) & ~0o077)
 
 
 def notifiers(settings: Settings) -> list[Notifier]:

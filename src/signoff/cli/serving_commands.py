@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 from ruamel.yaml import YAML
 
 from signoff.bootstrap import App, build_app
@@ -26,6 +27,7 @@ from signoff.cli.commands import JsonOpt, app, endpoints_app, out
 from signoff.cli.commands import _print_json as print_json
 from signoff.cli.commands import _settings as read_settings
 from signoff.cli.commands import _user as settings_user
+from signoff.domain.names import check_endpoint_name
 from signoff.domain.ports import Store
 from signoff.domain.records import EndpointRecord, ModelVersionRecord
 from signoff.engine.deploy import Deployer, approval_of, resolve_model_version
@@ -66,10 +68,15 @@ def _print_change(verb: str, result: dict[str, Any], as_json: bool) -> None:
         return
     split = ", ".join(f"{v} {p}%" for v, p in result["traffic"].items())
     before = result["previous_model_version"]
+    # built as Text: labels and URLs are data, never markup
     out.print(
-        f"endpoint [bold]{result['endpoint']}[/] {verb} {result['model_version']}"
-        + (f" (before: {before})" if before else "")
-        + f"; traffic: {split}; switched in {result['switch_seconds']:.3f}s; {result['url']}"
+        Text.assemble(
+            "endpoint ",
+            (str(result["endpoint"]), "bold"),
+            f" {verb} {result['model_version']}",
+            f" (before: {before})" if before else "",
+            f"; traffic: {split}; switched in {result['switch_seconds']:.3f}s; {result['url']}",
+        )
     )
 
 
@@ -96,6 +103,7 @@ def deploy_command(
     The model folder must still have its registered digest. A running endpoint rolls over
     in place with zero failed requests; a stopped one is started.
     """
+    check_endpoint_name(endpoint)
     if not 0.0 <= max_error_rate <= 1.0:
         raise SignoffError("--max-error-rate must be between 0 and 1")
     if probation < 0:
@@ -135,6 +143,7 @@ def rollback_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Return ENDPOINT to the version it served before (or abort its canary)."""
+    check_endpoint_name(endpoint)
     app_ = build_app(read_settings())
     try:
         result = _deployer(app_).rollback(endpoint, actor=_actor(app_, as_user))
@@ -150,6 +159,7 @@ def promote_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Give ENDPOINT's canary all traffic (above its error-rate rule, abort it instead)."""
+    check_endpoint_name(endpoint)
     app_ = build_app(read_settings())
     try:
         result = _deployer(app_).promote(endpoint, actor=_actor(app_, as_user))
@@ -206,6 +216,7 @@ def endpoints_history(
     as_json: JsonOpt = False,
 ) -> None:
     """Every deployment of ENDPOINT: when, which kind, which version, who, which approval."""
+    check_endpoint_name(endpoint)
     app_ = build_app(read_settings())
     try:
         rows = history_rows(app_.store, endpoint)
@@ -221,7 +232,7 @@ def endpoints_history(
                 approval = f"gate {r['gate_id']}"
                 if r["approved_by"]:
                     approval += f" ({', '.join(r['approved_by'])})"
-            table.add_row(
+            cells = (
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"])),
                 r["kind"],
                 r["model_version"] or "",
@@ -230,6 +241,7 @@ def endpoints_history(
                 approval,
                 r["reason"] or "",
             )
+            table.add_row(*(Text(str(c)) for c in cells))  # data, never markup
         out.print(table)
     finally:
         app_.close()
@@ -254,6 +266,7 @@ def endpoints_export(
     ] = None,
 ) -> None:
     """Write manifests that serve ENDPOINT's current model version elsewhere (YAML)."""
+    check_endpoint_name(endpoint)
     app_ = build_app(read_settings())
     try:
         ep = app_.store.get_endpoint(endpoint)
@@ -269,7 +282,8 @@ def endpoints_export(
         sys.stdout.write(text)
     else:
         output.write_text(text)
-        out.print(f"wrote {format_.value} manifests for {endpoint} ({model.label}) to {output}")
+        message = f"wrote {format_.value} manifests for {endpoint} ({model.label}) to {output}"
+        out.print(Text(message))
 
 
 def build_manifests(ep: EndpointRecord, model: ModelVersionRecord, fmt: ExportFormat) -> str:

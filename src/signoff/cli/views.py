@@ -1,4 +1,9 @@
-"""What the CLI prints: JSON documents for scripts and Rich tables for people."""
+"""What the CLI prints: JSON documents for scripts and Rich tables for people.
+
+Everything that comes from data (names, states, reasons, comments, paths) is printed as
+:class:`rich.text.Text`, never as markup: a ``[`` in a reason or a state without a style must
+print as it is, not raise ``MarkupError`` or restyle the line.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from signoff.cli.progress import STATE_STYLE
 from signoff.domain.ports import Store
@@ -31,8 +37,28 @@ __all__ = [
 ]
 
 
-def _styled(state: str) -> str:
-    return f"[{STATE_STYLE.get(state, '')}]{state}[/]"
+ENDPOINT_STYLE = {
+    "serving": "green",
+    "starting": "cyan",
+    "stopped": "dim",
+    "down": "bold red",
+    "failed": "bold red",
+}
+"""How ``signoff endpoints`` colours an endpoint's state; any other state prints plain."""
+
+
+def _styled(state: str) -> Text:
+    """A run, task or gate state, coloured when it has a style (any string prints)."""
+    return Text(str(state), style=STATE_STYLE.get(state, ""))
+
+
+def _cells(*values: object) -> list[Text]:
+    """Table cells shown as they are (None as empty)."""
+    return [v if isinstance(v, Text) else Text("" if v is None else str(v)) for v in values]
+
+
+def _bold(value: object) -> tuple[str, str]:
+    return (str(value), "bold")
 
 
 def _ago(ts: float) -> str:
@@ -179,20 +205,27 @@ def print_runs(console: Console, runs: list[RunRecord]) -> None:
         table.add_column(col)
     for r in runs:
         table.add_row(
-            r.id,
-            r.flow_name,
-            _styled(r.state.value),
-            r.started_by,
-            _ago(r.created_at),
-            r.reason or "",
+            *_cells(
+                r.id,
+                r.flow_name,
+                _styled(r.state.value),
+                r.started_by,
+                _ago(r.created_at),
+                r.reason,
+            )
         )
     console.print(table if runs else "no runs yet")
 
 
 def print_detail(console: Console, d: dict[str, Any]) -> None:
     console.print(
-        f"run [bold]{d['run_id']}[/] · flow {d['flow']} · {_styled(d['state'])}"
-        + (f" · {d['reason']}" if d["reason"] else "")
+        Text.assemble(
+            "run ",
+            _bold(d["run_id"]),
+            f" · flow {d['flow']} · ",
+            _styled(d["state"]),
+            f" · {d['reason']}" if d["reason"] else "",
+        )
     )
     table = Table()
     for col in ("task", "state", "attempt", "params", "metrics", "note"):
@@ -203,48 +236,70 @@ def print_detail(console: Console, d: dict[str, Any]) -> None:
         )
         params = " ".join(f"{k}={v}" for k, v in t["params"].items() if k not in d["params"])
         table.add_row(
-            t["label"], _styled(t["state"]), str(t["attempt"]), params, metrics, t["reason"] or ""
+            *_cells(t["label"], _styled(t["state"]), t["attempt"], params, metrics, t["reason"])
         )
     console.print(table)
     for g in d["gates"]:
         console.print(
-            f"gate [bold]{g['task']}[/] {_styled(g['state'])}: approvers {', '.join(g['targets'])}"
-            f" (quorum {g['quorum']})"
+            Text.assemble(
+                "gate ",
+                _bold(g["task"]),
+                " ",
+                _styled(g["state"]),
+                f": approvers {', '.join(g['targets'])} (quorum {g['quorum']})",
+            )
         )
         if g["report_html"]:
-            console.print(f"  review report: {g['report_html']}")
+            console.print(Text(f"  review report: {g['report_html']}"))
         for dec in g["decisions"]:
             comment = f": {dec['comment']}" if dec["comment"] else ""
-            console.print(f"  {dec['actor']} {dec['decision']} via {dec['channel']}{comment}")
+            line = f"  {dec['actor']} {dec['decision']} via {dec['channel']}{comment}"
+            console.print(Text(line))
 
 
 def print_outcome(console: Console, store: Store, run: RunRecord, cmd: str) -> None:
     """The closing lines after a run moved: where it stands and what to do next."""
     console.print(
-        f"run [bold]{run.id}[/] is {_styled(run.state.value)}"
-        + (f" ({run.reason})" if run.reason and run.state is not RunState.SUCCEEDED else "")
+        Text.assemble(
+            "run ",
+            _bold(run.id),
+            " is ",
+            _styled(run.state.value),
+            f" ({run.reason})" if run.reason and run.state is not RunState.SUCCEEDED else "",
+        )
     )
     if run.state is RunState.WAITING_FOR_APPROVAL:
         for g in _gate_views(store, run.id):
             if g["state"] != "waiting_for_approval":
                 continue
             console.print(
-                f"\nThe run waits at gate [bold]{g['task']}[/] for {', '.join(g['targets'])}; "
-                "it holds no process while it waits."
+                Text.assemble(
+                    "\nThe run waits at gate ",
+                    _bold(g["task"]),
+                    f" for {', '.join(g['targets'])}; it holds no process while it waits.",
+                )
             )
             if g["report_html"]:
-                console.print(f"  review report: {g['report_html']}")
+                console.print(Text(f"  review report: {g['report_html']}"))
             first = g["targets"][0]
-            console.print(f"  approve: {cmd} approve {run.id} --as {first} --comment 'looks good'")
-            console.print(f"  reject:  {cmd} reject {run.id} --as {first} --comment 'why not'")
-            console.print(f"  details: {cmd} show {run.id}")
+            for line in (
+                f"  approve: {cmd} approve {run.id} --as {first} --comment 'looks good'",
+                f"  reject:  {cmd} reject {run.id} --as {first} --comment 'why not'",
+                f"  details: {cmd} show {run.id}",
+            ):
+                console.print(Text(line))
     for tr in store.list_task_runs(run.id):
         if tr.state is TaskRunState.SUCCEEDED and "endpoint" in tr.result:
             r = tr.result
             console.print(
-                f"endpoint [bold]{r['endpoint']}[/] serves {r['model_version']} at {r['url']}\n"
-                f"  try: curl -s -X POST {r['url']}/predict -H 'content-type: application/json' "
-                "-d @request.json   (see examples/recsys/README.md)"
+                Text.assemble(
+                    "endpoint ",
+                    _bold(r["endpoint"]),
+                    f" serves {r['model_version']} at {r['url']}\n",
+                    f"  try: curl -s -X POST {r['url']}/predict "
+                    "-H 'content-type: application/json' "
+                    "-d @request.json   (see examples/recsys/README.md)",
+                )
             )
 
 
@@ -268,13 +323,15 @@ def print_gates(console: Console, rows: list[dict[str, Any]]) -> None:
         table.add_column(col, overflow="fold")
     for g in rows:
         table.add_row(
-            g["run_id"],
-            g["flow"],
-            g["task"],
-            ", ".join(g["targets"]),
-            str(g["quorum"]),
-            _ago(g["opened_at"]),
-            g["report_html"] or "",
+            *_cells(
+                g["run_id"],
+                g["flow"],
+                g["task"],
+                ", ".join(g["targets"]),
+                g["quorum"],
+                _ago(g["opened_at"]),
+                g["report_html"],
+            )
         )
     console.print(table)
 
@@ -307,12 +364,15 @@ def print_endpoints(console: Console, rows: list[dict[str, Any]]) -> None:
     for col in ("endpoint", "url", "state", "model version", "updated"):
         table.add_column(col)
     for r in rows:
+        state = str(r["state"])
         table.add_row(
-            r["name"],
-            r["url"],
-            _styled(r["state"]) if r["state"] != "serving" else "[green]serving[/]",
-            r["model_version"] or "",
-            _ago(r["updated_at"]),
+            *_cells(
+                r["name"],
+                r["url"],
+                Text(state, style=ENDPOINT_STYLE.get(state, "")),
+                r["model_version"],
+                _ago(r["updated_at"]),
+            )
         )
     console.print(table)
 
@@ -351,7 +411,9 @@ def print_models(console: Console, rows: list[dict[str, Any]]) -> None:
         metrics = " ".join(
             f"{k}={v:.4g}" for k, v in r["metrics"].items() if k in ("auc", "ndcg_at_10")
         )
-        table.add_row(r["label"], r["flavor"], ", ".join(r["aliases"]), r["run_id"], metrics)
+        table.add_row(
+            *_cells(r["label"], r["flavor"], ", ".join(r["aliases"]), r["run_id"], metrics)
+        )
     console.print(table)
 
 
@@ -364,9 +426,8 @@ def print_alias_history(console: Console, moves: list[dict[str, Any]]) -> None:
         table.add_column(col, overflow="fold")
     for m in moves:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m["at"]))
-        table.add_row(
-            when, m["alias"], m["model_version"] or m["model_version_id"], m["actor"], m["reason"]
-        )
+        version = m["model_version"] or m["model_version_id"]
+        table.add_row(*_cells(when, m["alias"], version, m["actor"], m["reason"]))
     console.print(table)
 
 
@@ -423,23 +484,23 @@ def print_comparison(console: Console, columns: list[dict[str, Any]]) -> None:
     table = Table()
     table.add_column("")
     for c in columns:
-        table.add_column(c["column"], overflow="fold")
+        table.add_column(Text(str(c["column"])), overflow="fold")
     params = sorted({k for c in columns for k in c["params"]})
     metrics = sorted({k for c in columns for k in c["metrics"]})
     for key in params:
         values = [str(c["params"].get(key, "")) for c in columns]
         style = "" if len(set(values)) == 1 else "bold"
-        table.add_row(f"[dim]param[/] {key}", *(f"[{style}]{v}[/]" if style else v for v in values))
+        table.add_row(Text.assemble(("param", "dim"), f" {key}"), *(Text(v, style) for v in values))
     for key in metrics:
         values = [c["metrics"].get(key) for c in columns]
         numbers = [v for v in values if v is not None]
         best = max(numbers) if numbers else None
         table.add_row(
-            f"[dim]metric[/] {key}",
+            Text.assemble(("metric", "dim"), f" {key}"),
             *(
-                ""
+                Text("")
                 if v is None
-                else (f"[green]{v:.6g}[/]" if v == best and len(numbers) > 1 else f"{v:.6g}")
+                else Text(f"{v:.6g}", "green" if v == best and len(numbers) > 1 else "")
                 for v in values
             ),
         )
@@ -452,35 +513,32 @@ def _number(value: float | None) -> str:
 
 def print_reproduction(console: Console, report: Any) -> None:
     data = report.to_json()
-    table = Table(title=f"run {data['original_run']} reproduced as {data['reproduction_run']}")
+    title = f"run {data['original_run']} reproduced as {data['reproduction_run']}"
+    table = Table(title=Text(title))
     for col in ("task", "metric", "original", "reproduced", ""):
         table.add_column(col)
     for m in data["metrics"]:
+        verdict = Text("match", "green") if m["match"] else Text("differs", "bold red")
         table.add_row(
-            m["task"],
-            m["metric"],
-            _number(m["original"]),
-            _number(m["reproduced"]),
-            "[green]match[/]" if m["match"] else "[bold red]differs[/]",
+            *_cells(
+                m["task"], m["metric"], _number(m["original"]), _number(m["reproduced"]), verdict
+            )
         )
     console.print(table)
     for a in data["artifacts"]:
-        verdict = "identical" if a["match"] else "[bold red]differ[/]"
-        console.print(f"data {a['task']}: outputs {verdict}")
+        verdict = Text("identical") if a["match"] else Text("differ", "bold red")
+        console.print(Text.assemble(f"data {a['task']}: outputs ", verdict))
     if data["environment_differences"]:
         console.print("environment differences:")
         for d in data["environment_differences"]:
-            console.print(f"  {d['what']}: {d['original']} -> {d['now']}", markup=False)
+            console.print(Text(f"  {d['what']}: {d['original']} -> {d['now']}"))
     else:
         console.print("environment: same python, platform and packages")
     total = len(data["metrics"])
     bad = sum(1 for m in data["metrics"] if not m["match"])
     if report.exact:
-        console.print(
-            f"[green]reproduced exactly[/]: {total} metrics within tolerance {data['tolerance']:g}"
-        )
+        tolerance = f": {total} metrics within tolerance {data['tolerance']:g}"
+        console.print(Text.assemble(("reproduced exactly", "green"), tolerance))
     else:
-        console.print(
-            f"[bold red]not reproduced[/]: {bad} of {total} metrics differ; "
-            f"run state {data['state']}"
-        )
+        differ = f": {bad} of {total} metrics differ; run state {data['state']}"
+        console.print(Text.assemble(("not reproduced", "bold red"), differ))

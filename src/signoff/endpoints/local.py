@@ -5,6 +5,10 @@ command, a worker); it is found again by its pid and stopped through its process
 Model versions are swapped inside a running process through its admin API on loopback,
 authenticated by a random token that lives in ``<home>/endpoints/<name>/admin.token``
 (mode 0600) and reaches the process through its environment.
+
+An endpoint's name becomes the folder ``<home>/endpoints/<name>`` (0700; its log 0600): the
+name must follow :func:`signoff.domain.names.check_endpoint_name`, and the folder, symlinks
+resolved, must sit directly in ``<home>/endpoints``, whatever the caller checked before.
 """
 
 from __future__ import annotations
@@ -15,17 +19,19 @@ import os
 import secrets
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 
 from signoff import failpoints
+from signoff.domain.names import InvalidNameError, check_endpoint_name
 from signoff.domain.ports import EndpointState, RolloverResult, VersionState
 from signoff.errors import ExecutionError
 
@@ -75,9 +81,22 @@ class LocalEndpointRunner:
         # Children this runner started, so it can reap them instead of leaving zombies.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
+    def folder(self, name: str) -> Path:
+        """``home/endpoints/<name>``, refused (:class:`InvalidNameError`) if it could escape.
+
+        The last line of defence where a name becomes a path: the name must follow the naming
+        rule, and the folder, symlinks resolved, must be directly inside ``home/endpoints``.
+        """
+        check_endpoint_name(name)
+        root = self.home.resolve() / "endpoints"
+        folder = (root / name).resolve()
+        if folder.parent != root or folder.name != name:
+            raise InvalidNameError(f"endpoint folder {root / name} leads outside {root}: refused")
+        return folder
+
     def log_path(self, name: str) -> Path:
         """Where the endpoint ``name`` writes its output."""
-        return self.home / "endpoints" / name / "endpoint.log"
+        return self.folder(name) / "endpoint.log"
 
     def process_path(self, name: str) -> Path:
         """Where the last started process of endpoint ``name`` is noted (pid, port; 0600)."""
@@ -122,7 +141,7 @@ class LocalEndpointRunner:
 
     def token_path(self, name: str) -> Path:
         """Where the admin token of the endpoint ``name`` is kept (mode 0600)."""
-        return self.home / "endpoints" / name / "admin.token"
+        return self.folder(name) / "admin.token"
 
     def start(
         self, name: str, model_dir: Path, digest: str, model_version: str, port: int | None
@@ -134,7 +153,7 @@ class LocalEndpointRunner:
         """
         port = _free_port() if port is None else port
         log_path = self.log_path(name)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        _private_folder(log_path.parent)
         command = [
             self.python,
             "-m",
@@ -157,7 +176,7 @@ class LocalEndpointRunner:
         env = {k: v for k, v in self._base_env.items() if not _is_signoff_secret(k)}
         env["SIGNOFF_HOME"] = str(self.home)
         env[TOKEN_ENV] = self._ensure_token(name)
-        with log_path.open("ab") as log:
+        with _open_log(log_path) as log:
             log.write(
                 f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} start {model_version}\n".encode()
             )
@@ -417,7 +436,7 @@ class LocalEndpointRunner:
             if token:
                 path.chmod(0o600)
                 return token
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_folder(path.parent)
         token = secrets.token_urlsafe(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -472,6 +491,26 @@ def _is_signoff_secret(variable: str) -> bool:
     return variable.startswith("SIGNOFF_") and any(
         word in variable for word in ("SECRET", "PASSWORD", "TOKEN")
     )
+
+
+def _private_folder(folder: Path) -> None:
+    """Create ``folder`` (and ``endpoints/``) owner-only; tighten one this user left open."""
+    folder.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the home
+    for path in (folder.parent, folder):
+        path.mkdir(mode=0o700, exist_ok=True)
+        info = path.stat()
+        if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+            path.chmod(stat.S_IMODE(info.st_mode) & ~0o077)
+
+
+def _open_log(path: Path) -> BinaryIO:
+    """The endpoint's log for appending, owner-only (0600); never through a symlink."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o600)
+    info = os.fstat(fd)
+    if info.st_uid == os.geteuid() and info.st_mode & 0o077:  # left open by an older version
+        os.fchmod(fd, stat.S_IMODE(info.st_mode) & ~0o077)
+    return os.fdopen(fd, "ab")
 
 
 def _free_port() -> int:

@@ -56,6 +56,7 @@ def snapshot_code(src: Path, dest: Path, *, skip: Path) -> None:
                 )
             (dest / rel).mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dest / rel / name)
+            os.chmod(dest / rel / name, path.stat().st_mode & 0o700)  # the home is owner-only
 
 
 _RESERVED = {"inputs", "output", "records.jsonl", "stdout.log"}

@@ -27,6 +27,7 @@ from signoff.errors import NotFoundError
 from signoff.server.deps import AppDep, PrincipalDep
 from signoff.server.schemas import ErrorOut
 from signoff.server.tokens import Principal
+from signoff.spec import MAX_FLOW_BYTES
 
 __all__ = [
     "BAD_REQUEST",
@@ -51,8 +52,8 @@ __all__ = [
 SCOPES = ACCESS_SCOPES
 """What a token may be allowed (bounded by its user's roles: :mod:`signoff.domain.access`)."""
 
-MAX_BODY_BYTES = 1 << 20
-"""The largest request body the API reads (a flow file is far smaller)."""
+MAX_BODY_BYTES = MAX_FLOW_BYTES
+"""The largest request body the API reads: the flow-file limit (1 MiB)."""
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "no token, or an unknown, expired or revoked one"},

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from signoff.bootstrap import App
+from signoff.domain.names import endpoint_name_problem
 from signoff.domain.records import EndpointRecord, ModelVersionRecord
 from signoff.errors import NotFoundError
-from signoff.server.api_access import ERRORS, NOT_FOUND, BoundedRoute, ReadDep, checked_name
+from signoff.server.api_access import ERRORS, NOT_FOUND, BoundedRoute, ReadDep
 from signoff.server.deps import AppDep
 from signoff.server.schemas import DeploymentOut, EndpointDetail, EndpointOut
 
@@ -39,7 +40,10 @@ def list_endpoints(app: AppDep, _who: ReadDep) -> list[EndpointOut]:
 @router.get("/endpoints/{name}", responses=NOT_FOUND)
 def show_endpoint(name: str, app: AppDep, _who: ReadDep) -> EndpointDetail:
     """One endpoint and every deployment to it (rollovers, canaries, rollbacks), oldest first."""
-    ep = app.store.get_endpoint(checked_name(name, "endpoint"))
+    problem = endpoint_name_problem(name)
+    if problem is not None:  # no endpoint can have this name: say why
+        raise NotFoundError(f"no such endpoint: {problem}")
+    ep = app.store.get_endpoint(name)
     if ep is None:
         raise NotFoundError(f"no endpoint {name!r}")
     deployments = app.store.list_deployments(ep.name)

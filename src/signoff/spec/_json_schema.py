@@ -27,7 +27,7 @@ from signoff.spec._schema import (
 
 __all__ = ["FLOW_SCHEMA_ID", "FLOW_SCHEMA_VERSION", "flow_json_schema"]
 
-FLOW_SCHEMA_VERSION = "1"
+FLOW_SCHEMA_VERSION = "2"
 """Version of the flow-file format; a change that refuses files valid before bumps it."""
 
 FLOW_SCHEMA_ID = f"https://signoff.dev/schemas/flow-{FLOW_SCHEMA_VERSION}.json"
@@ -129,7 +129,10 @@ _DESCRIPTIONS: dict[str, dict[str, str]] = {
             "select: a command evaluating {{ model }} on the winner's inputs, run for the "
             "champion and the challenger alike, logging metrics."
         ),
-        "endpoint_title": "deploy: the endpoint to serve the approved model on.",
+        "endpoint_title": (
+            "deploy: the endpoint to serve the approved model on: lowercase letters, digits, "
+            "'-' and '_', starting with a letter or a digit, at most 63 characters."
+        ),
         "endpoint": "deploy: same as 'endpoint_title'.",
         "port": "deploy: a fixed port (default: keep the endpoint's port or pick a free one).",
         "traffic": "deploy: percent of requests for the new version (< 100: a canary).",

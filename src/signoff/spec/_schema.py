@@ -1,4 +1,4 @@
-"""Pydantic models of the flow-file shape, and pydantic errors turned into readable messages.
+"""Pydantic models of the flow-file shape (their errors become messages in ``_messages``).
 
 The models check one mapping at a time: known keys, types, and values that need parsing
 (cron, durations, sizes, comma-separated lists). Rules that depend on the task type or on
@@ -9,10 +9,8 @@ same models.
 
 from __future__ import annotations
 
-import difflib
 import json
-from collections.abc import Iterable
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -23,8 +21,8 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
-from pydantic_core import ErrorDetails
 
+from signoff.domain.names import ENDPOINT_NAME_PATTERN
 from signoff.domain.specs import (
     Catchup,
     ConditionSpec,
@@ -37,7 +35,6 @@ from signoff.domain.specs import (
     TriggerKind,
 )
 from signoff.spec import _values as v
-from signoff.spec._yaml import Loc, type_name
 
 __all__ = [
     "CALL_EXCLUDED_KEYS",
@@ -56,11 +53,7 @@ __all__ = [
     "TRIGGER_KEYS",
     "TaskModel",
     "TriggerModel",
-    "describe_error",
-    "unknown_key_message",
 ]
-
-_HIDDEN_KEYS = frozenset({"top", "left"})  # canvas coordinates of cnvrg exports
 
 # ---------------------------------------------------------------- JSON Schema of custom values
 
@@ -93,6 +86,8 @@ def _schema(validator: Any, json_schema: dict[str, Any]) -> tuple[PlainValidator
 
 
 Name = Annotated[str, *_schema(v.parse_name, _NAME)]
+_ENDPOINT_NAME = {"type": "string", "pattern": ENDPOINT_NAME_PATTERN}  # at most 63, too
+EndpointName = Annotated[str, *_schema(v.parse_endpoint_name, _ENDPOINT_NAME)]
 Scalar = Annotated[object, *_schema(v.parse_scalar, {"type": [*_SCALAR["type"], "null"]})]
 Duration = Annotated[float | None, *_schema(v.duration_parser("timeout"), _DURATION)]
 _CRON = {"type": "string", "pattern": rf"^\s*{_CRON_FIELD}(\s+{_CRON_FIELD}){{4,5}}\s*$"}
@@ -340,8 +335,8 @@ class TaskModel(_Model):
     min_improvement: float | None = None
     evaluate: str | None = None
     # deploy
-    endpoint_title: Name | None = None
-    endpoint: Name | None = None
+    endpoint_title: EndpointName | None = None
+    endpoint: EndpointName | None = None
     port: Annotated[
         int | None,
         *_schema(v.parse_port, {"type": "integer", "minimum": 1024, "maximum": 65535}),
@@ -399,7 +394,7 @@ class TriggerModel(_Model):
     on: Annotated[
         TriggerKind, *_schema(v.parse_trigger_kind, {"enum": [k.value for k in TriggerKind]})
     ]
-    endpoint: Name | None = None
+    endpoint: EndpointName | None = None
     metric: Annotated[
         str | None,
         *_schema(
@@ -558,79 +553,3 @@ KIND_TASK_KEYS: dict[TaskKind, frozenset[str]] = {
     | CNVRG_RUN_KEYS,
 }
 """Keys a task type accepts besides :data:`COMMON_TASK_KEYS`."""
-
-
-# ---------------------------------------------------------------- error messages
-
-_EXPECTED = {
-    "string_type": "a string",
-    "bool_type": "true or false",
-    "int_type": "a whole number",
-    "float_type": "a number",
-    "list_type": "a list",
-    "tuple_type": "a list",
-    "dict_type": "a mapping",
-    "model_type": "a mapping",
-    "model_attributes_type": "a mapping",
-}
-
-
-def describe_error(model: type[BaseModel], error: ErrorDetails) -> tuple[Loc, Loc, bool, str]:
-    """One pydantic error as (field path, position path, position at the key?, message)."""
-    loc: Loc = tuple(error["loc"])
-    kind = error["type"]
-    if kind == "extra_forbidden" and loc:
-        key = str(loc[-1])
-        return loc, loc, True, unknown_key_message(key, _keys_at(model, loc[:-1]))
-    if kind == "missing" and loc:
-        return loc, loc[:-1], False, f"missing required key '{loc[-1]}'"
-    if kind == "value_error":
-        ctx = error.get("ctx") or {}
-        return loc, loc, False, str(ctx.get("error", error["msg"]))
-    if kind in _EXPECTED:
-        got = type_name(error["input"])
-        return loc, loc, False, f"expected {_EXPECTED[kind]}, got {got}"
-    if kind == "too_short" and loc == ("tasks",):
-        return loc, loc, False, "a flow needs at least one task"
-    message = error["msg"].replace("Input should be", "must be")
-    return loc, loc, False, message
-
-
-def unknown_key_message(key: str, allowed: Iterable[str]) -> str:
-    """``unknown key 'x'`` with a did-you-mean, or the list of allowed keys."""
-    choices = sorted(k for k in allowed if k not in _HIDDEN_KEYS)
-    close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
-    if close:
-        return f"unknown key '{key}' (did you mean '{close[0]}'?)"
-    return f"unknown key '{key}' (allowed: {', '.join(choices)})"
-
-
-def _keys_at(model: type[BaseModel], loc: Loc) -> list[str]:
-    """The keys accepted by the (nested) model found at ``loc``."""
-    current: type[BaseModel] | None = model
-    for step in loc:
-        if current is None:
-            return []
-        if isinstance(step, int):
-            continue
-        current = _field_model(current, step)
-    if current is None:
-        return []
-    return [f.alias or name for name, f in current.model_fields.items()]
-
-
-def _field_model(model: type[BaseModel], key: str) -> type[BaseModel] | None:
-    for name, info in model.model_fields.items():
-        if key in (name, info.alias):
-            return _find_model(info.annotation)
-    return None
-
-
-def _find_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _find_model(arg)
-        if found is not None:
-            return found
-    return None

@@ -17,6 +17,7 @@ from typing import NoReturn
 
 from croniter import croniter
 
+from signoff.domain.names import endpoint_name_problem
 from signoff.domain.specs import Catchup, Overlap, ParamValue, TaskKind, TriggerKind
 from signoff.spec._yaml import type_name
 
@@ -40,6 +41,7 @@ __all__ = [
     "parse_computes",
     "parse_condition_objective",
     "parse_depends_on",
+    "parse_endpoint_name",
     "parse_env",
     "parse_name",
     "parse_compare_to",
@@ -101,6 +103,15 @@ def parse_name(value: object) -> str:
     if not value.strip():
         raise ValueError("must not be empty")
     return value
+
+
+def parse_endpoint_name(value: object) -> str:
+    """An endpoint name: the one rule of :mod:`signoff.domain.names` (it becomes a folder)."""
+    name = parse_name(value)
+    problem = endpoint_name_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
+    return name
 
 
 def parse_scalar(value: object) -> object:

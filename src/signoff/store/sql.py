@@ -8,10 +8,13 @@ appended, all in one transaction. Zero rows updated means someone else won: Conf
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import itertools
 import json
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -92,7 +95,23 @@ def create_sql_engine(url: str) -> Engine:
 
 
 def open_store(url: str, *, migrate: bool = True) -> SqlStore:
-    """Open (and by default migrate to the latest schema) the store at ``url``."""
+    """Open (and by default migrate to the latest schema) the store at ``url``.
+
+    A SQLite file holds sessions, decisions and personal data: it is created 0600 before
+    SQLAlchemy opens it (SQLite gives its ``-wal`` and ``-shm`` files the same mode), and an
+    existing one this user owns, with those two files, loses its group and world bits.
+    """
+    parsed = sa.engine.make_url(url)
+    in_file = parsed.database not in (None, "", ":memory:") and not parsed.query.get("uri")
+    if parsed.get_backend_name() == "sqlite" and in_file:
+        db = Path(str(parsed.database))
+        db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(db, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            with contextlib.suppress(FileNotFoundError):
+                info = path.stat()
+                if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+                    path.chmod(stat.S_IMODE(info.st_mode) & ~0o077)
     engine = create_sql_engine(url)
     if migrate:
         from signoff.store.migrate import upgrade

@@ -41,3 +41,22 @@ def write_flow(
     path = folder / "flow.yaml"
     path.write_text(text.replace("\n\n  - title: deploy", "\n  - title: deploy"))
     return path
+
+
+def stop_endpoints_of(home: Path) -> None:
+    """Kill every endpoint process started for ``home`` (found by /proc, not by the store)."""
+    import contextlib
+    import os
+    import signal
+
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"signoff.serving" in cmdline and f"SIGNOFF_HOME={home}".encode() in environ:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(int(proc.name), signal.SIGKILL)

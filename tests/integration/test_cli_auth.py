@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from gate_flows import write_flow
+from gate_flows import stop_endpoints_of, write_flow
 
 from signoff.bootstrap import Settings, build_app
 from signoff.domain.records import UserRecord
@@ -89,8 +89,12 @@ def _add_users(cli: Cli, *, passwords: bool) -> None:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, database_url: str) -> Cli:
-    return Cli(tmp_path, database_url)
+def cli(tmp_path: Path, database_url: str) -> Iterator[Cli]:
+    c = Cli(tmp_path, database_url)
+    try:
+        yield c
+    finally:
+        stop_endpoints_of(c.home)  # approvals deploy: stop what they started
 
 
 def _waiting_run(cli: Cli, tmp_path: Path) -> str:

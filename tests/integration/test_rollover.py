@@ -545,11 +545,15 @@ def test_cli_deploy_history_export_and_digest_refusal(
         result = cli.invoke(cli_app, list(args), env=env, catch_exceptions=True)
         return result
 
+    glass = ("--break-glass", "--reason", "restoring service")  # these versions had no gate
     try:
-        deployed = run("deploy", "churn", "churn:v1", "--json")
+        unapproved = run("deploy", "churn", "churn:v1")
+        assert unapproved.exit_code != 0
+        assert "was not approved: no gate reviewed it" in str(unapproved.exception)
+        deployed = run("deploy", "churn", "churn:v1", *glass, "--json")
         assert deployed.exit_code == 0, deployed.output
         assert json.loads(deployed.stdout)["model_version"] == "churn:v1"
-        assert run("deploy", "churn", "churn:2", "--as", "erin").exit_code == 0
+        assert run("deploy", "churn", "churn:2", "--as", "erin", *glass).exit_code == 0
         rolled = run("rollback", "churn", "--json")
         assert json.loads(rolled.stdout)["model_version"] == "churn:v1"
 
@@ -560,6 +564,7 @@ def test_cli_deploy_history_export_and_digest_refusal(
             ("rollback", "churn:v1", "dana"),
         ]
         assert history[2]["previous_model_version"] == "churn:v2"
+        assert [h["override"] for h in history] == ["restoring service"] * 2 + [None]
 
         manifest = tmp_path / "churn.yaml"
         exported = run(
@@ -575,7 +580,7 @@ def test_cli_deploy_history_export_and_digest_refusal(
         # files changed after registration: refused before anything is loaded
         (models["v3"] / "extra.txt").write_text("tampered")
         try:
-            refused = run("deploy", "churn", ids["v3"])
+            refused = run("deploy", "churn", ids["v3"], *glass)
         finally:
             (models["v3"] / "extra.txt").unlink()
         assert refused.exit_code != 0

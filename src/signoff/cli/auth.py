@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 LOGIN_FAILURE_WINDOW = 15 * 60
+_WHAT = {"decide": "decide", "admin": "do that: it takes the admin role", "run": "start runs"}
 _MAX_FAILURES = 5
 
 
@@ -127,8 +128,8 @@ def identify(
             )
         if scope not in principal.scopes:
             raise NotATargetError(
-                f"the token of {principal.user} may not {scope} (its scopes: "
-                f"{', '.join(principal.scopes) or 'none'})"
+                f"the token of {principal.user} may not {_WHAT.get(scope, scope)} (that takes "
+                f"the {scope!r} scope; its scopes: {', '.join(principal.scopes) or 'none'})"
             )
         _same_user(as_user, principal.user, source)
         user = store.get_user(principal.user)

@@ -23,14 +23,15 @@ from rich.text import Text
 from ruamel.yaml import YAML
 
 from signoff.bootstrap import App, build_app
-from signoff.cli.commands import JsonOpt, app, endpoints_app, out
+from signoff.cli.auth import identify
+from signoff.cli.commands import JsonOpt, app, endpoints_app, err, out
 from signoff.cli.commands import _print_json as print_json
 from signoff.cli.commands import _settings as read_settings
 from signoff.cli.commands import _user as settings_user
 from signoff.domain.names import check_endpoint_name
 from signoff.domain.ports import Store
 from signoff.domain.records import EndpointRecord, ModelVersionRecord
-from signoff.engine.deploy import Deployer, approval_of, resolve_model_version
+from signoff.engine.deploy import Deployer, approval_of, resolve_model_version, why_unapproved
 from signoff.engine.engine import new_id
 from signoff.errors import NotFoundError, SignoffError
 
@@ -52,10 +53,16 @@ def _deployer(app_: App) -> Deployer:
 
 
 def _actor(app_: App, as_user: str | None) -> str:
-    """Who changes an endpoint: an admin, or on a laptop without accounts the local user."""
-    actor = as_user or settings_user(read_settings())
+    """Who changes an endpoint: a proven admin, or on a laptop without accounts the local user.
+
+    On a store with users with passwords the admin must be signed in (``signoff login``,
+    ``SIGNOFF_TOKEN``, or ``--as`` and a password on a terminal), as for decisions.
+    """
+    settings = read_settings()
     if not app_.store.list_users():
-        return actor
+        return as_user or settings_user(settings)
+    fallback = None if app_.store.has_password_users() else settings_user(settings)
+    actor = identify(app_, settings, as_user or fallback, scope="admin").user
     user = app_.store.get_user(actor)
     if user is None or not user.active or "admin" not in user.roles:
         raise SignoffError(f"{actor} may not change endpoints: that takes the admin role")
@@ -95,24 +102,51 @@ def deploy_command(
         float, typer.Option(help="Error rate (0..1) above which it is rolled back.")
     ] = 0.05,
     port: Annotated[int | None, typer.Option(help="Port for a newly started endpoint.")] = None,
+    break_glass: Annotated[
+        bool,
+        typer.Option(
+            "--break-glass",
+            help="Serve it although no gate approved it (admins only, with --reason; audited "
+            "and shown as an override).",
+        ),
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why the override (with --break-glass).")
+    ] = None,
     as_user: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Serve MODEL_VERSION on ENDPOINT (an admin's deploy outside a flow).
 
-    The model folder must still have its registered digest. A running endpoint rolls over
-    in place with zero failed requests; a stopped one is started.
+    Only a version a gate approved, with the digest it approved, unless --break-glass
+    --reason TEXT. The model folder must still have its registered digest. A running
+    endpoint rolls over in place with zero failed requests; a stopped one is started.
     """
     check_endpoint_name(endpoint)
     if not 0.0 <= max_error_rate <= 1.0:
         raise SignoffError("--max-error-rate must be between 0 and 1")
     if probation < 0:
         raise SignoffError("--probation must be zero or more seconds")
+    override = (reason or "").strip() or None
+    if break_glass and override is None:
+        raise SignoffError("--break-glass needs --reason TEXT: why no approval can wait")
+    if override is not None and not break_glass:
+        raise SignoffError("--reason is for --break-glass deploys")
     app_ = build_app(read_settings())
     try:
         actor = _actor(app_, as_user)
         model = resolve_model_version(app_.store, model_version)
         gate = approval_of(app_.store, model)
+        if gate is None and not break_glass:
+            raise SignoffError(
+                f"{model.label} was not approved: {why_unapproved(app_.store, model)}. Approve "
+                "it through its gate, or in an emergency deploy with --break-glass --reason "
+                "TEXT (admins only; recorded and shown as an override)"
+            )
+        if gate is not None:
+            override = None  # approved: no override to record
+        else:
+            err.print(Text(f"break-glass: {actor} serves {model.label}, which no gate approved"))
         approved = ""
         if gate is not None:
             who = sorted(
@@ -129,6 +163,7 @@ def deploy_command(
             port=port,
             gate_id=gate.id if gate else None,
             why=f"deployed to {endpoint} by {actor}{approved}",
+            override=override,
         )
         verb = "serves" if result["kind"] == "rollover" else "runs a canary of"
         _print_change(verb, result, as_json)
@@ -205,6 +240,7 @@ def history_rows(store: Store, endpoint: str) -> list[dict[str, Any]]:
                 "gate_id": d.gate_id,
                 "approved_by": approvers,
                 "reason": d.reason,
+                "override": d.override,
             }
         )
     return rows
@@ -232,9 +268,11 @@ def endpoints_history(
                 approval = f"gate {r['gate_id']}"
                 if r["approved_by"]:
                     approval += f" ({', '.join(r['approved_by'])})"
+            if r["override"]:
+                approval = f"BREAK-GLASS: {r['override']}"
             cells = (
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"])),
-                r["kind"],
+                r["kind"] + (" (override)" if r["override"] else ""),
                 r["model_version"] or "",
                 f"{r['traffic']}%",
                 r["deployed_by"],

@@ -261,6 +261,7 @@ class DeploymentRecord:
     previous_model_version_id: str | None = None
     reason: str | None = None
     max_error_rate: float | None = None  # the rule a canary is held to until promoted
+    override: str | None = None  # break-glass: why an admin served a version no gate approved
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ __all__ = [
     "approval_of",
     "deploy",
     "resolve_model_version",
+    "why_unapproved",
 ]
 
 _SETS_SERVING = (DeploymentKind.ROLLOVER, DeploymentKind.PROMOTE, DeploymentKind.ROLLBACK)
@@ -117,8 +118,12 @@ class Deployer:
         why: str | None = None,
         digest: str | None = None,
         heartbeat: Callable[[], None] | None = None,
+        override: str | None = None,
     ) -> dict[str, Any]:
         """Serve ``model`` on ``endpoint``: start the process, or roll over (or canary) in it.
+
+        ``override`` is an admin's stated reason for serving a version no gate approved
+        (``signoff deploy --break-glass``); the deployment and its audit entry carry it.
 
         Refuses a model whose files do not have the registered digest. A version that does
         not load or fails its warm-up gets no traffic (the error says why); one that fails
@@ -176,6 +181,7 @@ class Deployer:
             gate_id=gate_id,
             reason=note or why,
             max_error_rate=max_error_rate if kind is DeploymentKind.CANARY else None,
+            override=override,
         )
         if result.rolled_back and previous_id is not None:
             self._record(
@@ -400,6 +406,7 @@ class Deployer:
         gate_id: str | None = None,
         reason: str | None = None,
         max_error_rate: float | None = None,
+        override: str | None = None,
     ) -> None:
         rows = self.store.list_deployments(endpoint) if run_id else []
         if rows and (rows[-1].run_id, rows[-1].model_version_id, rows[-1].kind) == (
@@ -421,6 +428,7 @@ class Deployer:
             previous_model_version_id=previous,
             reason=reason,
             max_error_rate=max_error_rate,
+            override=override,
         )
         self.store.add_deployment(deployment)
         data = {
@@ -432,9 +440,12 @@ class Deployer:
             "traffic": traffic,
             "reason": reason,
         }
-        self.store.append_audit(
-            [AuditEvent("deployed", run_id, gate_id, actor, data)], at=deployment.at
-        )
+        events = [AuditEvent("deployed", run_id, gate_id, actor, data)]
+        if override is not None:
+            data["override"] = override
+            glass = {**data, "digest": self.store.get_model_version(model_version_id).digest}
+            events.append(AuditEvent("break_glass", run_id, gate_id, actor, glass))
+        self.store.append_audit(events, at=deployment.at)
 
     def _save_endpoint(
         self, endpoint: str, url: str, port: int, pid: int | None, model_version_id: str | None
@@ -496,13 +507,25 @@ def resolve_model_version(store: Store, ref: str) -> ModelVersionRecord:
 
 
 def approval_of(store: Store, model: ModelVersionRecord) -> GateRecord | None:
-    """The approved gate that reviewed this model version, if any (for the history)."""
+    """The approved gate that reviewed this model version with its digest, if any."""
     for gate in store.gates_of_run(model.run_id):
-        if gate.model_version_id != model.id:
+        if gate.model_version_id != model.id or gate.model_digest != model.digest:
             continue
         if store.get_task_run(gate.task_run_id).state is TaskRunState.APPROVED:
             return gate
     return None
+
+
+def why_unapproved(store: Store, model: ModelVersionRecord) -> str:
+    """Why no gate stands behind this version: its gates and where they are, or none."""
+    found = []
+    for gate in store.gates_of_run(model.run_id):
+        if gate.model_version_id != model.id:
+            continue
+        tr = store.get_task_run(gate.task_run_id)
+        approvals = len({d.actor for d in store.list_decisions(gate.id) if d.decision == "approve"})
+        found.append(f"gate {gate.id} of run {gate.run_id} is {tr.state} ({approvals} approval(s))")
+    return "; ".join(found) or f"no gate reviewed it (run {model.run_id} had none)"
 
 
 def _check_files(model: ModelVersionRecord, digest: str | None) -> None:

@@ -547,6 +547,9 @@ class DeploymentOut(BaseModel):
     at: float
     reason: str | None
     max_error_rate: float | None
+    override: str | None = Field(
+        default=None, description="break-glass: why an admin served a version no gate approved"
+    )
 
     @classmethod
     def of(cls, d: DeploymentRecord, labels: dict[str, str]) -> DeploymentOut:
@@ -563,6 +566,7 @@ class DeploymentOut(BaseModel):
             at=d.at,
             reason=d.reason,
             max_error_rate=d.max_error_rate,
+            override=d.override,
         )
 
 

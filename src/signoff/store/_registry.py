@@ -167,6 +167,7 @@ class RegistryStore(SqlBase):
                 previous_model_version_id=r.previous_model_version_id,
                 reason=r.reason,
                 max_error_rate=r.max_error_rate,
+                override=r.override,
             )
             for r in self._all(q)
         ]

@@ -224,6 +224,7 @@ deployments = Table(
     Column("previous_model_version_id", String(32), nullable=True),
     Column("reason", Text, nullable=True),
     Column("max_error_rate", Float, nullable=True),
+    Column("override", Text, nullable=True),  # break-glass reason (0008)
 )
 
 Index("ix_task_runs_state", task_runs.c.state)

@@ -4,7 +4,9 @@ Entries already in the log were chained with plain sha256 and keep ``sha256``; n
 HMAC-SHA256 under the audit key (``hmac-sha256``). A gate's policy row records when its
 follow-up (supersede, the auto-approve rule, notices) completed (``announced_at``), and a
 notice when it was handed to its channel (``sent_at``), so a restarted process finishes what
-a dead one began. This revision also joins the two lines of migrations (0006 and 0007).
+a dead one began. A deployment says when an admin served a version no gate approved
+(``override``, the stated reason). This revision also joins the two lines of migrations
+(0006 and 0007).
 
 Revision ID: 0008
 Revises: 0006, 0007
@@ -30,12 +32,16 @@ def upgrade() -> None:
         batch.add_column(sa.Column("announced_at", sa.Float(), nullable=True))
     with op.batch_alter_table("notifications") as batch:
         batch.add_column(sa.Column("sent_at", sa.Float(), nullable=True))
+    with op.batch_alter_table("deployments") as batch:
+        batch.add_column(sa.Column("override", sa.Text(), nullable=True))
     # Gates and notices from before this revision were complete when written.
     op.execute("UPDATE gate_policy SET announced_at = 0")
     op.execute("UPDATE notifications SET sent_at = at")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("deployments") as batch:
+        batch.drop_column("override")
     with op.batch_alter_table("notifications") as batch:
         batch.drop_column("sent_at")
     with op.batch_alter_table("gate_policy") as batch:

@@ -258,3 +258,23 @@ def test_runner_paths_of_valid_names_are_inside_the_home(name: str, tmp_path: Pa
     assert runner.folder(name) == folder
     assert runner.log_path(name) == folder / "endpoint.log"
     assert runner.token_path(name) == folder / "admin.token"
+
+
+@pytest.mark.parametrize("name", ["../../x", "/abs", "a/b"])
+def test_the_endpoint_process_refuses_a_name_that_would_be_a_path(
+    name: str, tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs"
+    flags = ["--model-dir", str(tmp_path), "--digest", "0" * 64, "--model-version", "v1"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "signoff.serving", "--name", name, *flags, "--port", "1"],
+        env={"PATH": "/usr/bin:/bin", "SIGNOFF_PREDICTION_LOG_PARQUET": str(logs)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "endpoint name" in proc.stderr
+    assert not logs.exists()
+    assert not (tmp_path.parent / "x").exists()

@@ -380,7 +380,7 @@ def _decide(
         )
         failpoints.reached("decide.after_commit")
         if not as_json:
-            out.print(f"{who.user} {verb} run {run_.id}: gate is now {result.state}")
+            out.print(f"{who.user} {verb} run {run_.id}: gate is now {result.state}", markup=False)
         if result.state.is_terminal:
             try:
                 _drive_with_progress(app_, run_.id, quiet=as_json)

@@ -17,6 +17,7 @@ from types import FrameType
 import uvicorn
 from pydantic import ValidationError
 
+from signoff.domain.names import check_endpoint_name
 from signoff.errors import IntegrityError, SignoffError
 from signoff.registry.flavors import load_model
 from signoff.serving.app import create_app
@@ -68,7 +69,12 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run one endpoint; returns the process exit code."""
     args = parse_args(argv)
-    prefix = f"signoff.serving[{args.name}]"
+    prefix = f"signoff.serving[{args.name!r}]"
+    try:
+        check_endpoint_name(args.name)  # it names a folder of the prediction log
+    except SignoffError as exc:
+        print(f"{prefix}: {exc}", file=sys.stderr, flush=True)
+        return EXIT_BAD_SETTINGS
     try:
         settings = ServingSettings()
     except ValidationError as exc:

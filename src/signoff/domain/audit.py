@@ -79,32 +79,6 @@ class Checkpoint:
     mac: str
 
 
-def _body(
-    *,
-    seq: int,
-    at: float,
-    event: str,
-    run_id: str | None,
-    gate_id: str | None,
-    actor: str | None,
-    data: dict[str, Any],
-) -> str:
-    return json.dumps(
-        {
-            "seq": seq,
-            "at": repr(float(at)),
-            "event": event,
-            "run_id": run_id,
-            "gate_id": gate_id,
-            "actor": actor,
-            "data": data,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        default=str,
-    )
-
-
 def entry_hash(
     prev_hash: str,
     *,
@@ -118,9 +92,16 @@ def entry_hash(
     data: dict[str, Any],
 ) -> str:
     """HMAC-SHA256 (or, with ``key=None``, the legacy sha256) of the previous hash and content."""
-    body = _body(
-        seq=seq, at=at, event=event, run_id=run_id, gate_id=gate_id, actor=actor, data=data
-    )
+    content = {
+        "seq": seq,
+        "at": repr(float(at)),
+        "event": event,
+        "run_id": run_id,
+        "gate_id": gate_id,
+        "actor": actor,
+        "data": data,
+    }
+    body = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     message = (prev_hash + body).encode()
     if key is None:
         return hashlib.sha256(message).hexdigest()

@@ -68,7 +68,6 @@ class Attack:
     backends: set[str] = field(default_factory=set)
     tries: int = 0
     held: int = 0
-    tests: int = 0
 
 
 def run_pytest(files: list[str], report: Path) -> tuple[int, float]:
@@ -98,7 +97,6 @@ def summed(rows: Iterable[dict[str, object]]) -> list[Attack]:
             entry.backends.add(str(row["backend"]))
         entry.tries += int(str(row["tries"]))
         entry.held += int(str(row["held"]))
-        entry.tests += 1
 
     def order(a: Attack) -> tuple[int, str, str]:
         rank = CHANNELS.index(a.channel) if a.channel in CHANNELS else len(CHANNELS)

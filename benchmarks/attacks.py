@@ -9,9 +9,10 @@ and how many were answered as they must be (refused, a 4xx, detected, no marker 
 counts only if its test passed. The rows are summed per attack and channel, over the
 parametrised cases and both database backends, and printed as a table grouped by channel.
 
-The whole run takes as long as those test files: several minutes on a 2-core machine (the
-integration tests run on SQLite and on PostgreSQL, start real servers and processes, and the
-API fuzzing alone sends about 850 requests per backend); ``--quick`` takes seconds. It needs
+The whole run takes as long as those test files: several minutes, and about 25 on a shared
+2-core machine (the integration tests run on SQLite and on PostgreSQL, start real servers and
+processes, and the API fuzzing alone sends about 850 requests per backend); ``--quick``, the
+unit files, takes under a minute. It needs
 the PostgreSQL server the integration tests need. It fails, and prints no table, when pytest
 fails, when no row was recorded, or when a passing test recorded fewer held than tries.
 """

@@ -12,9 +12,9 @@ parametrised cases and both database backends, and printed as a table grouped by
 The whole run takes as long as those test files: several minutes, and about 25 on a shared
 2-core machine (the integration tests run on SQLite and on PostgreSQL, start real servers and
 processes, and the API fuzzing alone sends about 850 requests per backend); ``--quick``, the
-unit files, takes under a minute. It needs
-the PostgreSQL server the integration tests need. It fails, and prints no table, when pytest
-fails, when no row was recorded, or when a passing test recorded fewer held than tries.
+unit files, takes under a minute. It needs the PostgreSQL server the integration tests need.
+It fails, and prints no table, when pytest fails, when no row was recorded, or when a passing
+test recorded fewer held than tries.
 """
 
 from __future__ import annotations

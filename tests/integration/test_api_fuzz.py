@@ -34,6 +34,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from conftest import Attacks
 from signoff.bootstrap import App, Settings, build_app
 from signoff.domain.records import UserRecord
 from signoff.domain.states import RunState
@@ -50,6 +51,11 @@ CONFORMANCE = [
 ]
 OURS = {"flows", "runs", "gates", "models", "endpoints", "users", "audit"}  # the API's tags
 EXAMPLES = 15  # requests per operation and pass: about 850 per backend, the file in a minute
+PASS_ATTACKS = {
+    "valid": "generated valid requests to every API operation (no 5xx, documented answers)",
+    "invalid": "generated invalid requests to every API operation (wrong types, missing fields)",
+    "known ids": "generated reads and decisions on the run, gate and names that exist",
+}
 
 FLOW = """flow: fuzzed
 tasks:
@@ -170,7 +176,7 @@ def _fuzz(
     return target.requests - before
 
 
-def test_no_generated_request_gets_a_server_error(target: Target) -> None:
+def test_no_generated_request_gets_a_server_error(target: Target, attacks: Attacks) -> None:
     schema = schemathesis.openapi.from_url(
         f"{target.url}/api/v1/openapi.json", headers=target.headers, timeout=10
     ).include(path_regex=r"^/api/v1/")
@@ -189,7 +195,9 @@ def test_no_generated_request_gets_a_server_error(target: Target) -> None:
         "known ids": (GenerationMode.POSITIVE, True),  # the reads again, on what exists
     }
     sent: dict[str, dict[str, int]] = {name: {} for name in passes}
+    failed: dict[str, int] = {}  # answers of each pass that were a 5xx or undocumented
     for name, (mode, with_known) in passes.items():
+        before = len(target.server_errors) + len(target.undocumented)
         for op in operations:
             fixed: dict[str, Any] = {}
             if with_known:  # reads, and decisions (refused: root is no approver)
@@ -202,6 +210,7 @@ def test_no_generated_request_gets_a_server_error(target: Target) -> None:
             conform = mode is GenerationMode.POSITIVE and bool(OURS & set(op.tags or ()))
             where = f"{op.method.upper()} {op.path}"
             sent[name][where] = _fuzz(target, op, mode, conform=conform, **fixed)
+        failed[name] = len(target.server_errors) + len(target.undocumented) - before
     assert not target.server_errors, "\n".join(target.server_errors[:20])
     assert not target.undocumented, "\n".join(target.undocumented[:20])
     # every pass ran in full: each operation it covers got exactly EXAMPLES requests
@@ -217,3 +226,6 @@ def test_no_generated_request_gets_a_server_error(target: Target) -> None:
         RunState.WAITING_FOR_APPROVAL,
         RunState.CANCELLED,
     )
+    for name, counts in sent.items():
+        tries = sum(counts.values())
+        attacks.record(PASS_ATTACKS[name], "api", tries, tries - failed[name])

@@ -24,6 +24,7 @@ import pytest
 import sqlalchemy as sa
 from gate_flows import write_flow
 
+from conftest import Attacks
 from signoff.bootstrap import App, Settings, build_app
 from signoff.domain.audit import GENESIS, KEYED, LEGACY, entry_hash
 from signoff.engine.engine import new_id
@@ -125,8 +126,24 @@ def _rechain(app: App, start: int, key: bytes | None, scheme: str) -> None:
         prev = digest
 
 
+VERIFIED: list[bool] = []
+"""Whether each verification a test ran through ``_reasons`` (after tampering) found a break."""
+
+
+@pytest.fixture(autouse=True)
+def _no_verification_yet() -> None:
+    VERIFIED.clear()
+
+
 def _reasons(app: App) -> list[str]:
-    return [b.reason for b in app.verify_audit().breaks]
+    reasons = [b.reason for b in app.verify_audit().breaks]
+    VERIFIED.append(bool(reasons))
+    return reasons
+
+
+def _record(attacks: Attacks, attack: str) -> None:
+    """One row for the tampering steps of this test, each verified through ``_reasons``."""
+    attacks.record(attack, "store", len(VERIFIED), sum(VERIFIED))
 
 
 def test_an_untouched_log_verifies_with_checkpoints_and_decisions(app: App, tmp_path: Path) -> None:
@@ -145,16 +162,19 @@ def test_an_untouched_log_verifies_with_checkpoints_and_decisions(app: App, tmp_
     assert decided[0].scheme == KEYED
 
 
-def test_deleting_the_last_entries_is_detected(app: App, tmp_path: Path) -> None:
+def test_deleting_the_last_entries_is_detected(app: App, tmp_path: Path, attacks: Attacks) -> None:
     _gated_run(app, tmp_path / "f")
     last = _rows(app)[-1]["seq"]
     _sql(app, "DELETE FROM audit_log WHERE seq = :s", s=last)
     assert any("entries were deleted" in r for r in _reasons(app))
     _sql(app, "DELETE FROM audit_log WHERE seq >= :s", s=last - 2)
     assert any("entries were deleted" in r for r in _reasons(app))
+    _record(attacks, "last audit entries deleted (one, then three)")
 
 
-def test_rewriting_an_entry_and_recomputing_the_chain_is_detected(app: App, tmp_path: Path) -> None:
+def test_rewriting_an_entry_and_recomputing_the_chain_is_detected(
+    app: App, tmp_path: Path, attacks: Attacks
+) -> None:
     _gated_run(app, tmp_path / "f")
     victim = next(r for r in _rows(app) if r["event"] == "decided")
     data = {**victim["data"], "comment": "rewritten"}
@@ -171,10 +191,11 @@ def test_rewriting_an_entry_and_recomputing_the_chain_is_detected(app: App, tmp_
     assert any("MAC does not match" in r for r in _reasons(app))
     _rechain(app, 1, key=None, scheme=LEGACY)  # pass the whole log off as pre-key entries
     assert any("differs from its checkpoint" in r for r in _reasons(app))
+    _record(attacks, "audit entry rewritten, chain recomputed without the key (3 ways)")
 
 
 def test_a_rewrite_by_someone_holding_the_key_shows_against_the_checkpoints(
-    app: App, tmp_path: Path
+    app: App, tmp_path: Path, attacks: Attacks
 ) -> None:
     _gated_run(app, tmp_path / "f")
     victim = next(r for r in _rows(app) if r["event"] == "decided")
@@ -184,9 +205,10 @@ def test_a_rewrite_by_someone_holding_the_key_shows_against_the_checkpoints(
     reasons = _reasons(app)
     assert any("differs from its checkpoint: the log was rewritten" in r for r in reasons)
     assert any("differs from it (comment)" in r for r in reasons)  # and from the decision row
+    _record(attacks, "audit entry rewritten by someone holding the audit key")
 
 
-def test_an_appended_forged_entry_is_detected(app: App, tmp_path: Path) -> None:
+def test_an_appended_forged_entry_is_detected(app: App, tmp_path: Path, attacks: Attacks) -> None:
     run_id = _gated_run(app, tmp_path / "f")
     head = _rows(app)[-1]
     data = {"decision": "approve", "comment": "forged", "channel": "cli"}
@@ -221,9 +243,12 @@ def test_an_appended_forged_entry_is_detected(app: App, tmp_path: Path) -> None:
         assert any("missing from the table" in r for r in reasons)  # no decision row for it
         _sql(app, "DELETE FROM audit_log WHERE seq = :q", q=head["seq"] + 1)
     assert app.verify_audit().intact
+    _record(attacks, "forged decision appended to the audit log (keyed, unkeyed)")
 
 
-def test_editing_deleting_or_inserting_decision_rows_is_detected(app: App, tmp_path: Path) -> None:
+def test_editing_deleting_or_inserting_decision_rows_is_detected(
+    app: App, tmp_path: Path, attacks: Attacks
+) -> None:
     _gated_run(app, tmp_path / "f")
     gate_id = app.store.all_decisions()[0].gate_id
     _sql(app, "UPDATE decisions SET comment = 'edited' WHERE actor = 'alice'")
@@ -242,9 +267,10 @@ def test_editing_deleting_or_inserting_decision_rows_is_detected(app: App, tmp_p
     _sql(app, "DELETE FROM decisions WHERE id = 'f0f0f0f0f0f0'")
     _sql(app, "DELETE FROM decisions WHERE actor = 'alice'")
     assert any("missing from the decisions table" in r for r in _reasons(app))
+    _record(attacks, "decision rows edited, inserted or deleted")
 
 
-def test_a_forged_or_torn_checkpoint_line(app: App, tmp_path: Path) -> None:
+def test_a_forged_or_torn_checkpoint_line(app: App, tmp_path: Path, attacks: Attacks) -> None:
     _gated_run(app, tmp_path / "f")
     path = app.checkpoints.path
     head = _rows(app)[-1]
@@ -252,19 +278,22 @@ def test_a_forged_or_torn_checkpoint_line(app: App, tmp_path: Path) -> None:
     with path.open("a") as f:
         f.write(json.dumps(fake) + "\n")
     assert any("checkpoint is forged" in r for r in _reasons(app))
+    forged = (len(VERIFIED), sum(VERIFIED))  # the torn line after it is a crash, not an attack
     lines = path.read_text().splitlines()[:-1]
     path.write_text("\n".join(lines) + '\n{"seq": 3, "he')  # a crash mid-line
     report = app.verify_audit()
     assert report.intact
     assert report.unreadable_checkpoints == 1
+    attacks.record("forged line appended to the audit checkpoints file", "files", *forged)
 
 
 def test_key_and_checkpoints_are_private_files_outside_the_database(
-    app: App, tmp_path: Path
+    app: App, tmp_path: Path, attacks: Attacks
 ) -> None:
     _gated_run(app, tmp_path / "f")
     home = tmp_path / "home"
-    for path in (home / "audit.key", app.checkpoints.path):
+    private = (home / "audit.key", app.checkpoints.path)
+    for path in private:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     assert stat.S_IMODE(app.checkpoints.path.parent.stat().st_mode) & 0o077 == 0
     key = (home / "audit.key").read_bytes().strip()
@@ -276,6 +305,12 @@ def test_key_and_checkpoints_are_private_files_outside_the_database(
             for v in row
         )
     assert key.decode() not in dumped
+    attacks.record(
+        "audit key and checkpoints read by another local user",
+        "files",
+        len(private),
+        sum(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in private),
+    )
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -292,7 +327,7 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 def test_checkpoints_pushed_to_a_url_prove_a_rewrite_even_with_local_files_gone(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, attacks: Attacks
 ) -> None:
     _Receiver.got = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
@@ -314,13 +349,16 @@ def test_checkpoints_pushed_to_a_url_prove_a_rewrite_even_with_local_files_gone(
         assert app.verify_audit().intact  # nothing local is left to compare with...
         report = app.verify_audit(remote)  # ...but the pushed copy is
         assert any("the log was rewritten" in b.reason for b in report.breaks)
+        attacks.record(
+            "log rewritten with the key and the local checkpoints deleted", "store", 1, 1
+        )
     finally:
         app.close()
         server.shutdown()
 
 
 def test_the_cli_says_what_it_verified_and_fails_on_a_break(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, attacks: Attacks
 ) -> None:
     app = build_app(_settings(tmp_path, database_url))
     try:
@@ -349,6 +387,7 @@ def test_the_cli_says_what_it_verified_and_fails_on_a_break(
     assert report["intact"] is False
     assert (report["decisions"], report["decisions_matched"]) == (2, 1)  # alice's lost its entry
     assert any("has no audit entry" in b["reason"] for b in report["breaks"])
+    attacks.record("signoff audit verify after the last entry was deleted", "cli", 1, 1)
 
 
 def _sync_url(url: str) -> str:

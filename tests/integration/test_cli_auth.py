@@ -24,12 +24,14 @@ import pytest
 import uvicorn
 from gate_flows import stop_endpoints_of, write_flow
 
+from conftest import Attacks
 from signoff.bootstrap import Settings, build_app
 from signoff.domain.records import UserRecord
 from signoff.server import create_app
 from signoff.server.passwords import hash_password
 
 SIGNOFF = [sys.executable, "-m", "signoff.cli.main"]
+WRONG_PASSWORD = "wrong password at signoff login (local store or a server)"
 PASSWORDS = {"alice": "alice-pw-1", "bob": "bob-pw-2", "carol": "carol-pw-3", "root": "root-pw"}
 ROLES = {
     "alice": "approver",
@@ -122,7 +124,9 @@ def test_on_a_laptop_store_as_is_taken_at_its_word_and_says_so(cli: Cli, tmp_pat
     assert _auth_of_decisions(cli, run_id) == [("alice", "asserted")]
 
 
-def test_the_starter_cannot_approve_as_someone_else(cli: Cli, tmp_path: Path) -> None:
+def test_the_starter_cannot_approve_as_someone_else(
+    cli: Cli, tmp_path: Path, attacks: Attacks
+) -> None:
     _add_users(cli, passwords=True)
     cli.ok("login", "carol", "--password-stdin", stdin=PASSWORDS["carol"] + "\n")
     run_id = _waiting_run(cli, tmp_path)
@@ -135,18 +139,26 @@ def test_the_starter_cannot_approve_as_someone_else(cli: Cli, tmp_path: Path) ->
     assert herself.returncode != 0
     assert "started the run" in herself.stderr or "self" in herself.stderr
     assert [d for d in _decisions(cli, run_id) if d[1] != "refused"] == []
+    tried = (impersonation, herself)
+    attacks.record(
+        "the run's starter approves --as another approver, or as herself",
+        "cli",
+        len(tried),
+        sum(proc.returncode != 0 for proc in tried),
+    )
 
 
-def test_without_proof_a_team_store_refuses_as(cli: Cli, tmp_path: Path) -> None:
+def test_without_proof_a_team_store_refuses_as(cli: Cli, tmp_path: Path, attacks: Attacks) -> None:
     _add_users(cli, passwords=True)
     run_id = _waiting_run(cli, tmp_path)
     refused = cli("approve", run_id, "--as", "alice")
     assert refused.returncode != 0
     assert "signoff login NAME" in refused.stderr
     assert _decisions(cli, run_id) == []
+    attacks.record("--as another user with no login, on a store with passwords", "cli", 1, 1)
 
 
-def test_login_then_decide_with_the_saved_token(cli: Cli, tmp_path: Path) -> None:
+def test_login_then_decide_with_the_saved_token(cli: Cli, tmp_path: Path, attacks: Attacks) -> None:
     _add_users(cli, passwords=True)
     run_id = _waiting_run(cli, tmp_path)
     wrong = cli("login", "alice", "--password-stdin", stdin="not-her-password\n")
@@ -163,9 +175,12 @@ def test_login_then_decide_with_the_saved_token(cli: Cli, tmp_path: Path) -> Non
     cli.ok("logout")
     saved_before = json.loads(cli.credentials.read_text())["logins"]
     assert saved_before == {}
+    attacks.record(WRONG_PASSWORD, "cli", 1, 1)
 
 
-def test_a_token_in_the_environment_decides_as_its_user_only(cli: Cli, tmp_path: Path) -> None:
+def test_a_token_in_the_environment_decides_as_its_user_only(
+    cli: Cli, tmp_path: Path, attacks: Attacks
+) -> None:
     _add_users(cli, passwords=True)
     run_id = _waiting_run(cli, tmp_path)
     token = cli.ok("users", "token", "bob", "--scope", "read", "--scope", "decide").stdout.strip()
@@ -177,27 +192,39 @@ def test_a_token_in_the_environment_decides_as_its_user_only(cli: Cli, tmp_path:
     assert "SIGNOFF_TOKEN is bob's" in as_alice.stderr
     cli.ok("approve", run_id, "-m", "ok", SIGNOFF_TOKEN=token)
     assert _auth_of_decisions(cli, run_id) == [("bob", "token")]
+    tried = (forged, as_alice)
+    attacks.record(
+        "forged SIGNOFF_TOKEN, or a real one used --as another user",
+        "cli",
+        len(tried),
+        sum(proc.returncode != 0 for proc in tried),
+    )
 
 
-def test_a_read_only_token_cannot_decide(cli: Cli, tmp_path: Path) -> None:
+def test_a_read_only_token_cannot_decide(cli: Cli, tmp_path: Path, attacks: Attacks) -> None:
     _add_users(cli, passwords=True)
     run_id = _waiting_run(cli, tmp_path)
     token = cli.ok("users", "token", "bob", "--scope", "read").stdout.strip()
     refused = cli("approve", run_id, SIGNOFF_TOKEN=token)
     assert refused.returncode != 0
     assert "may not decide" in refused.stderr
+    attacks.record("token used beyond its scopes (a read-only token decides)", "cli", 1, 1)
 
 
-def test_failed_password_attempts_are_limited(cli: Cli, tmp_path: Path) -> None:
+def test_failed_password_attempts_are_limited(cli: Cli, tmp_path: Path, attacks: Attacks) -> None:
     _add_users(cli, passwords=True)
+    refused = 0
     for _ in range(5):
         assert cli("login", "alice", "--password-stdin", stdin="guess\n").returncode != 0
+        refused += 1
     locked = cli("login", "alice", "--password-stdin", stdin=PASSWORDS["alice"] + "\n")
     assert locked.returncode != 0
     assert "too many failed sign-ins" in locked.stderr
+    refused += 1
+    attacks.record("password guessing at signoff login, past the limit", "cli", refused, refused)
 
 
-def test_token_scopes_are_bounded_by_the_role_when_issued(cli: Cli) -> None:
+def test_token_scopes_are_bounded_by_the_role_when_issued(cli: Cli, attacks: Attacks) -> None:
     _add_users(cli, passwords=True)
     viewer = cli("users", "token", "vic", "--scope", "run")
     assert viewer.returncode != 0
@@ -209,9 +236,16 @@ def test_token_scopes_are_bounded_by_the_role_when_issued(cli: Cli) -> None:
     assert approver_admin.returncode != 0
     assert cli("users", "token", "carol", "--scope", "run").returncode == 0
     assert cli("users", "token", "root", "--scope", "admin").returncode == 0
-    for proc in (viewer, bogus, approver_admin):
+    tried = (viewer, bogus, approver_admin)
+    for proc in tried:
         assert "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+    attacks.record(
+        "token asked for beyond the user's role, or with an unknown scope",
+        "cli",
+        len(tried),
+        sum(proc.returncode != 0 for proc in tried),
+    )
 
 
 # ------------------------------------------------------------------ against a server
@@ -245,7 +279,9 @@ def server(cli: Cli) -> Iterator[str]:
         app.close()
 
 
-def test_login_against_a_server_keeps_a_token_for_it(cli: Cli, tmp_path: Path, server: str) -> None:
+def test_login_against_a_server_keeps_a_token_for_it(
+    cli: Cli, tmp_path: Path, server: str, attacks: Attacks
+) -> None:
     remote = {"SIGNOFF_SERVER_URL": server}
     wrong = cli("login", "vic", "--password-stdin", stdin="nope\n", **remote)
     assert wrong.returncode != 0
@@ -269,3 +305,6 @@ def test_login_against_a_server_keeps_a_token_for_it(cli: Cli, tmp_path: Path, s
     with httpx.Client(base_url=f"{server}/api/v1", trust_env=False, timeout=10) as client:
         gone = client.get("/users/me", headers={"Authorization": f"Bearer {saved['token']}"})
         assert gone.status_code == 401
+    attacks.record(WRONG_PASSWORD, "cli", 1, 1)
+    attacks.record("a viewer's token starts a run", "api", 1, int(started.status_code == 403))
+    attacks.record("token reused after signoff logout", "api", 1, int(gone.status_code == 401))

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from conftest import Attacks
 from signoff.bootstrap import Settings, build_app
 from signoff.cli import views
 from signoff.cli.main import main
@@ -69,6 +70,7 @@ def test_endpoints_lists_every_state_plain_and_as_json(
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
     live_pid: int,
+    attacks: Attacks,
 ) -> None:
     monkeypatch.setenv("SIGNOFF_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("COLUMNS", "200")
@@ -105,6 +107,17 @@ def test_endpoints_lists_every_state_plain_and_as_json(
     for name, state in expected.items():
         [line] = [line for line in lines if f" {name} " in line]
         assert f" {state} " in line, (name, state, line)  # printed as it is, brackets too
+    shown = [
+        name
+        for name, state in expected.items()
+        if any(f" {name} " in line and f" {state} " in line for line in lines)
+    ]
+    attacks.record(
+        "markup or unknown endpoint state in the database, listed by signoff endpoints",
+        "cli",
+        len(expected),
+        len(shown),
+    )
 
 
 def _console() -> tuple[Console, io.StringIO]:
@@ -170,7 +183,7 @@ def test_runs_and_run_details_print_reasons_and_names_as_they_are() -> None:
     assert f"  [x] approve via cli: {MARKUP}" in text
 
 
-def test_gates_models_and_comparisons_print_data_as_it_is() -> None:
+def test_gates_models_and_comparisons_print_data_as_it_is(attacks: Attacks) -> None:
     console, buffer = _console()
     views.print_gates(
         console,
@@ -219,7 +232,14 @@ def test_gates_models_and_comparisons_print_data_as_it_is() -> None:
         ],
     )
     text = buffer.getvalue()
-    for shown in (MARKUP, "[gate]", "[a]", "[f]", "[c]", "[champion]", "[id]", "[root]"):
+    markup = (MARKUP, "[gate]", "[a]", "[f]", "[c]", "[champion]", "[id]", "[root]")
+    for shown in markup:
         assert shown in text, shown
     for shown in ("[c1]", "[c2]", "[/]", "[b]", "param p", "metric auc"):
         assert shown in text, shown
+    attacks.record(
+        "markup in stored names and reasons, printed by gates, models and history",
+        "cli",
+        len(markup),
+        sum(shown in text for shown in markup),
+    )

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from conftest import Attacks
+
 ENGINE = Path(__file__).parents[1] / "resources" / "engine"
 SIGNOFF = [sys.executable, "-m", "signoff.cli.main"]
 
@@ -96,7 +98,7 @@ def _only_run(cli: Cli) -> dict[str, Any]:
     return cli("show", runs[0]["run_id"])
 
 
-def test_kill_while_a_task_runs(cli: Cli, tmp_path: Path) -> None:
+def test_kill_while_a_task_runs(cli: Cli, tmp_path: Path, attacks: Attacks) -> None:
     marker = tmp_path / "marker"
     driver = cli.start("run", str(ENGINE / "long.yaml"), "-p", f"marker={marker}")
     _wait_for(lambda: len(_pids(marker)) == 1)
@@ -115,9 +117,12 @@ def test_kill_while_a_task_runs(cli: Cli, tmp_path: Path) -> None:
     long_task = next(t for t in shown["tasks"] if t["task"] == "long")
     assert long_task["state"] == "succeeded"
     assert long_task["attempt"] == 2
+    attacks.record("kill -9 of the driver while its task runs, then resume", "process", 1, 1)
 
 
-def test_kill_between_a_task_ending_and_its_commit(cli: Cli, tmp_path: Path) -> None:
+def test_kill_between_a_task_ending_and_its_commit(
+    cli: Cli, tmp_path: Path, attacks: Attacks
+) -> None:
     marker = tmp_path / "marker"
     driver = cli.start("run", str(ENGINE / "long.yaml"), "-p", f"marker={marker}")
     _wait_for(lambda: len(_pids(marker)) == 1)
@@ -133,9 +138,10 @@ def test_kill_between_a_task_ending_and_its_commit(cli: Cli, tmp_path: Path) -> 
     shown = cli("show", run_id)
     assert shown["state"] == "waiting_for_approval"
     assert len(_pids(marker)) == 2  # at-least-once: it ran again
+    attacks.record("kill -9 between a task's end and its commit, then resume", "process", 1, 1)
 
 
-def test_kill_right_after_approval(cli: Cli, tmp_path: Path) -> None:
+def test_kill_right_after_approval(cli: Cli, tmp_path: Path, attacks: Attacks) -> None:
     marker = tmp_path / "marker"
     started = cli("run", str(ENGINE / "long.yaml"), "-p", f"marker={marker}")
     run_id = started["run_id"]
@@ -158,6 +164,7 @@ def test_kill_right_after_approval(cli: Cli, tmp_path: Path) -> None:
     assert shown["state"] == "succeeded"
     decisions = [(d["actor"], d["decision"]) for d in shown["gates"][0]["decisions"]]
     assert decisions == [("alice", "approve")]  # the approval stood, recorded once
+    attacks.record("kill -9 at decide.after_commit, then resume", "process", 1, 1)
 
 
 def _state(pid: int) -> str:

@@ -23,6 +23,8 @@ import httpx
 import pytest
 from gate_flows import write_flow
 
+from conftest import Attacks
+
 SIGNOFF = [sys.executable, "-m", "signoff.cli.main"]
 
 
@@ -37,6 +39,7 @@ class Cli:
             "SIGNOFF_LEASE_SECONDS": "2",
             "SIGNOFF_USER": "carol",
         }
+        self.killed: list[str] = []  # the points signoff was killed at, in order
 
     def json(self, *args: str) -> Any:
         proc = subprocess.run(
@@ -84,6 +87,14 @@ class Cli:
         _wait_for(lambda: _state(proc.pid) == "T")  # stopped at the point, still alive
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+        self.killed.append(point)
+
+
+def _record_kills(attacks: Attacks, cli: Cli) -> None:
+    """One row per point this test killed signoff at; called once the run has recovered."""
+    for point in sorted(set(cli.killed)):
+        kills = cli.killed.count(point)
+        attacks.record(f"kill -9 at {point}, then resume", "process", kills, kills)
 
 
 def _state(pid: int) -> str:
@@ -162,7 +173,7 @@ def _check_deployed(cli: Cli, run_id: str) -> dict[str, Any]:
     return endpoint
 
 
-def test_kill_before_the_select_task_commits(cli: Cli, tmp_path: Path) -> None:
+def test_kill_before_the_select_task_commits(cli: Cli, tmp_path: Path, attacks: Attacks) -> None:
     flow = write_flow(tmp_path / "flow")
     cli.kill_at("select.before_commit", "run", str(flow))
     run_id = cli.json("runs")[0]["run_id"]
@@ -175,9 +186,12 @@ def test_kill_before_the_select_task_commits(cli: Cli, tmp_path: Path) -> None:
     assert pick["state"] == "succeeded"
     assert pick["attempt"] == 2
     assert len(shown["gates"]) == 1
+    _record_kills(attacks, cli)
 
 
-def test_kill_after_the_gate_opens_before_anyone_is_told(cli: Cli, tmp_path: Path) -> None:
+def test_kill_after_the_gate_opens_before_anyone_is_told(
+    cli: Cli, tmp_path: Path, attacks: Attacks
+) -> None:
     flow = write_flow(tmp_path / "flow")
     cli.kill_at("gate.after_open", "run", str(flow))
     run_id = cli.json("runs")[0]["run_id"]
@@ -192,26 +206,33 @@ def test_kill_after_the_gate_opens_before_anyone_is_told(cli: Cli, tmp_path: Pat
     assert len(cli.json("outbox")) == 2
     opened = [e for e in cli.json("audit", "show", run_id) if e["event"] == "gate_opened"]
     assert len(opened) == 1
+    _record_kills(attacks, cli)
 
 
-def test_kill_right_after_the_decision_commits(cli: Cli, tmp_path: Path) -> None:
+def test_kill_right_after_the_decision_commits(cli: Cli, tmp_path: Path, attacks: Attacks) -> None:
     run_id = _waiting_run(cli, write_flow(tmp_path / "flow"))
     cli.kill_at("decide.after_commit", "approve", run_id, "--as", "alice", "-m", "ok")
     assert _gate(cli, run_id)["state"] == "approved"  # the approval stood
     assert cli.json("endpoints") == []
     cli.resume(run_id)
     _check_deployed(cli, run_id)
+    _record_kills(attacks, cli)
 
 
-def test_kill_before_a_first_deploy_starts_its_endpoint(cli: Cli, tmp_path: Path) -> None:
+def test_kill_before_a_first_deploy_starts_its_endpoint(
+    cli: Cli, tmp_path: Path, attacks: Attacks
+) -> None:
     run_id = _waiting_run(cli, write_flow(tmp_path / "flow"))
     cli.kill_at("deploy.before_start", "approve", run_id, "--as", "alice")
     assert _serving_pids(cli.home) == []
     cli.resume(run_id)
     _check_deployed(cli, run_id)
+    _record_kills(attacks, cli)
 
 
-def test_kill_after_a_first_deploy_started_its_endpoint(cli: Cli, tmp_path: Path) -> None:
+def test_kill_after_a_first_deploy_started_its_endpoint(
+    cli: Cli, tmp_path: Path, attacks: Attacks
+) -> None:
     run_id = _waiting_run(cli, write_flow(tmp_path / "flow"))
     cli.kill_at("deploy.after_start", "approve", run_id, "--as", "alice")
     orphans = _serving_pids(cli.home)
@@ -220,19 +241,23 @@ def test_kill_after_a_first_deploy_started_its_endpoint(cli: Cli, tmp_path: Path
     cli.resume(run_id)
     endpoint = _check_deployed(cli, run_id)
     assert endpoint["pid"] == orphans[0]  # adopted, not started twice
+    _record_kills(attacks, cli)
 
 
-def test_kill_after_a_deploy_is_recorded_before_the_task_succeeds(cli: Cli, tmp_path: Path) -> None:
+def test_kill_after_a_deploy_is_recorded_before_the_task_succeeds(
+    cli: Cli, tmp_path: Path, attacks: Attacks
+) -> None:
     run_id = _waiting_run(cli, write_flow(tmp_path / "flow"))
     cli.kill_at("deploy.before_commit", "approve", run_id, "--as", "alice")
     deploy = next(t for t in cli.json("show", run_id)["tasks"] if t["task"] == "deploy")
     assert deploy["state"] == "running"
     cli.resume(run_id)
     _check_deployed(cli, run_id)
+    _record_kills(attacks, cli)
 
 
 @pytest.mark.parametrize("point", ["rollover.after_load", "rollover.after_switch"])
-def test_kill_inside_a_rollover(cli: Cli, tmp_path: Path, point: str) -> None:
+def test_kill_inside_a_rollover(cli: Cli, tmp_path: Path, point: str, attacks: Attacks) -> None:
     flow = write_flow(tmp_path / "flow")
     first = _waiting_run(cli, flow, seed=0)
     cli.json("approve", first, "--as", "alice")
@@ -255,10 +280,11 @@ def test_kill_inside_a_rollover(cli: Cli, tmp_path: Path, point: str) -> None:
     models = cli.json("models", "tiny")
     champion = [m for m in models if "champion" in m.get("aliases", [])]
     assert [m["digest"] for m in champion] == [new_digest]
+    _record_kills(attacks, cli)
 
 
 def test_a_notice_claimed_by_a_dead_process_is_sent_by_the_next(
-    tmp_path: Path, database_url: str
+    tmp_path: Path, database_url: str, attacks: Attacks
 ) -> None:
     from signoff.bootstrap import Settings, build_app
     from signoff.spec import load_flow
@@ -289,3 +315,4 @@ def test_a_notice_claimed_by_a_dead_process_is_sent_by_the_next(
         assert app.store.gate_policy(gate.id)["announced_at"] is not None
     finally:
         app.close()
+    attacks.record("process dead after reserving a notice, before sending it", "process", 1, 1)

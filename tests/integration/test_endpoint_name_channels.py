@@ -20,6 +20,7 @@ import httpx
 import pytest
 import uvicorn
 
+from conftest import Attacks
 from signoff.bootstrap import Settings, build_app
 from signoff.cli.main import main
 from signoff.domain.names import InvalidNameError
@@ -48,6 +49,7 @@ BAD_NAMES = [
     "",
 ]
 GOOD_NAMES = ["recsys", "churn", "a-b_1"]
+BAD_NAME = "path-traversal, look-alike or overlong endpoint name"
 
 
 def _tree(root: Path) -> set[Path]:
@@ -100,10 +102,11 @@ COMMANDS = [
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]).replace("{name}", ""))
 def test_cli_refuses_bad_names_in_one_line_and_writes_nothing_outside_home(
-    cli: Cli, command: tuple[str, ...]
+    cli: Cli, command: tuple[str, ...], attacks: Attacks
 ) -> None:
     assert cli("endpoints")[0] == 0  # the home exists: only what a refusal writes counts
     before = _tree(cli.root)
+    refused = 0
     for name in BAD_NAMES:
         args = [a.replace("{name}", name) for a in command]
         code, out, err = cli(*args)
@@ -116,8 +119,10 @@ def test_cli_refuses_bad_names_in_one_line_and_writes_nothing_outside_home(
             assert "endpoint name" in lines[0], lines[0]
         new = _tree(cli.root) - before
         assert all(p.is_relative_to(cli.home) for p in new), (args, new)
+        refused += 1
     assert not (cli.root / "x").exists()
     assert not (cli.root / "work" / "x").exists()
+    attacks.record(BAD_NAME, "cli", len(BAD_NAMES), refused)
 
 
 def test_cli_accepts_valid_names(cli: Cli) -> None:
@@ -143,13 +148,15 @@ def test_cli_accepts_valid_names(cli: Cli) -> None:
     assert sorted(r["name"] for r in json.loads(out)) == sorted(GOOD_NAMES)
 
 
-def test_a_subprocess_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
+def test_a_subprocess_prints_one_line_and_no_traceback(tmp_path: Path, attacks: Attacks) -> None:
     env = {
         "SIGNOFF_HOME": str(tmp_path / "home"),
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path),
     }
-    for args in (["deploy", "../../x", "m:v1"], ["endpoints", "history", "/abs"]):
+    tried = (["deploy", "../../x", "m:v1"], ["endpoints", "history", "/abs"])
+    refused = 0
+    for args in tried:
         proc = subprocess.run(
             [sys.executable, "-m", "signoff.cli.main", *args],
             env=env,
@@ -163,7 +170,9 @@ def test_a_subprocess_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
         assert proc.stderr.count("\n") == 1
         assert "Traceback" not in proc.stderr
         assert proc.stderr.startswith("error: invalid endpoint name")
+        refused += 1
     assert not (tmp_path / "home").exists()  # refused before anything was opened
+    attacks.record(BAD_NAME, "cli", len(tried), refused)
 
 
 # ---------------------------------------------------------------- REST API
@@ -202,10 +211,14 @@ def api(tmp_path: Path) -> Iterator[httpx.Client]:
         app.close()
 
 
-def test_api_answers_bad_names_with_404_and_a_reason(api: httpx.Client, tmp_path: Path) -> None:
+def test_api_answers_bad_names_with_404_and_a_reason(
+    api: httpx.Client, tmp_path: Path, attacks: Attacks
+) -> None:
     client = api
     before = _tree(tmp_path)
-    for name in [n for n in BAD_NAMES if n]:
+    tried = [n for n in BAD_NAMES if n]
+    refused = 0
+    for name in tried:
         # every byte percent-encoded: the client normalizes nothing ("." stays a name)
         encoded = "".join(f"%{b:02X}" for b in name.encode())
         answer = client.get(f"/api/v1/endpoints/{encoded}")
@@ -213,19 +226,23 @@ def test_api_answers_bad_names_with_404_and_a_reason(api: httpx.Client, tmp_path
         detail = answer.json()["detail"]
         if "/" not in name:  # a "/" makes another path, which no route serves
             assert "endpoint name" in detail, (name, detail)
+        refused += 1
     assert _tree(tmp_path) == before
     detail = client.get("/api/v1/endpoints/Recsys").json()["detail"]
     assert "invalid endpoint name 'Recsys'" in detail
     assert "for example 'recsys'" in detail
     assert client.get("/api/v1/endpoints/recsys").json()["name"] == "recsys"
     assert client.get("/api/v1/endpoints/a-b_1").status_code == 404  # valid, just not there
+    attacks.record(BAD_NAME, "api", len(tried), refused)
 
 
 # ---------------------------------------------------------------- the runner (last line)
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
-def test_runner_refuses_bad_names_before_touching_the_disk(name: str, tmp_path: Path) -> None:
+def test_runner_refuses_bad_names_before_touching_the_disk(
+    name: str, tmp_path: Path, attacks: Attacks
+) -> None:
     home = tmp_path / "home"
     runner = LocalEndpointRunner(home, ready_timeout=5)
     with pytest.raises(InvalidNameError):
@@ -237,9 +254,12 @@ def test_runner_refuses_bad_names_before_touching_the_disk(name: str, tmp_path: 
     with pytest.raises(InvalidNameError):
         runner.start(name, tmp_path, "0" * 64, "v1", None)
     assert _tree(tmp_path) == set()
+    attacks.record(f"{BAD_NAME} given to the endpoint runner", "files", 1, 1)
 
 
-def test_runner_refuses_a_folder_that_a_symlink_leads_elsewhere(tmp_path: Path) -> None:
+def test_runner_refuses_a_folder_that_a_symlink_leads_elsewhere(
+    tmp_path: Path, attacks: Attacks
+) -> None:
     home = tmp_path / "home"
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -249,6 +269,7 @@ def test_runner_refuses_a_folder_that_a_symlink_leads_elsewhere(tmp_path: Path) 
     with pytest.raises(InvalidNameError, match="outside"):
         runner.start("evil", tmp_path, "0" * 64, "v1", None)
     assert list(outside.iterdir()) == []
+    attacks.record("endpoint folder a symlink leads out of the home", "files", 1, 1)
 
 
 @pytest.mark.parametrize("name", GOOD_NAMES)

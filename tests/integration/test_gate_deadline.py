@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from gate_flows import write_flow
 
+from conftest import Attacks
 from signoff.bootstrap import App, Settings, build_app
 from signoff.domain.states import RunState, TaskRunState
 from signoff.engine.engine import new_id
@@ -63,7 +64,7 @@ def _approve(app: App, run_id: str, who: str = "alice") -> None:
 
 @pytest.mark.parametrize("late_by", [10.0, 1.0, 0.0])
 def test_a_decision_at_or_after_the_deadline_never_counts(
-    app: App, tmp_path: Path, late_by: float
+    app: App, tmp_path: Path, late_by: float, attacks: Attacks
 ) -> None:
     run_id = _waiting_run(app, tmp_path / "f")
     gate = app.store.gates_of_run(run_id)[0]
@@ -82,6 +83,12 @@ def test_a_decision_at_or_after_the_deadline_never_counts(
     assert app.gates.expire_due() == [run_id]  # the timer then ends it, never approving
     assert app.store.get_run(run_id).state is RunState.EXPIRED
     assert app.verify_audit().intact
+    attacks.record(
+        "decision at or after the deadline, before any timer expired the gate",
+        "store",
+        len(decisions),
+        sum(d.decision == "refused" for d in decisions),
+    )
 
 
 def test_a_decision_just_before_the_deadline_counts(app: App, tmp_path: Path) -> None:

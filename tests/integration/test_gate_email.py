@@ -28,6 +28,7 @@ import uvicorn
 from aiosmtpd.controller import Controller
 from gate_flows import write_flow
 
+from conftest import Attacks
 from signoff.bootstrap import App, Settings, build_app
 from signoff.domain.audit import verify_chain
 from signoff.domain.records import UserRecord
@@ -320,7 +321,11 @@ def test_reminders_follow_remind_every(
 
 
 def test_the_webhook_gets_the_review_page_and_no_personal_link(
-    served: Served, smtp: tuple[Inbox, int], hook: tuple[Hook, str], tmp_path: Path
+    served: Served,
+    smtp: tuple[Inbox, int],
+    hook: tuple[Hook, str],
+    tmp_path: Path,
+    attacks: Attacks,
 ) -> None:
     inbox, _ = smtp
     received, _ = hook
@@ -381,6 +386,20 @@ def test_the_webhook_gets_the_review_page_and_no_personal_link(
     ]
     assert SECRET not in json.dumps([e.data for e in events])  # the audit names the host only
     assert verify_chain(served.app.store.list_audit(), served.app.audit_key) == []
+    sent = [body.decode() for body in received.bodies]
+    attacks.record(
+        "team-channel notice (opening, reminders) carrying a personal decision link",
+        "webhook",
+        len(sent),
+        sum("/links/" not in text and not any(part in text for part in secrets) for text in sent),
+    )
+    audited = [e for e in events if e.data.get("channel") == "webhook"]
+    attacks.record(
+        "the webhook URL's secret part written to the audit log",
+        "webhook",
+        len(audited),
+        sum(SECRET not in json.dumps(e.data) for e in audited),
+    )
 
 
 def test_the_api_decides_with_a_token_and_never_from_a_url(served: Served, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from gate_flows import write_flow
 
+from conftest import Attacks
 from signoff.bootstrap import App, Settings, build_app
 from signoff.domain.audit import verify_chain
 from signoff.domain.records import UserRecord
@@ -18,6 +19,9 @@ from signoff.engine.engine import new_id
 from signoff.errors import GateClosedError, NotATargetError, SignoffError
 from signoff.review.decide import DecisionResult, decide
 from signoff.spec import load_flow
+
+CLOSED_GATE = "decision on a gate already decided, expired or superseded"
+NOT_A_TARGET = "decision by someone who is not an approver (by name or group)"
 
 
 class FakeClock:
@@ -72,7 +76,9 @@ def _gate_state(app: App, run_id: str) -> TaskRunState:
     return app.store.get_task_run(gate.task_run_id).state
 
 
-def test_quorum_two_of_three_counts_each_approver_once(app: App, tmp_path: Path) -> None:
+def test_quorum_two_of_three_counts_each_approver_once(
+    app: App, tmp_path: Path, attacks: Attacks
+) -> None:
     run_id = _run(app, tmp_path / "f", targets="alice,bob,dave", policy="quorum: 2")
     first = _decide(app, run_id, "alice")
     assert (first.state, first.approvals, first.required) == (
@@ -86,15 +92,20 @@ def test_quorum_two_of_three_counts_each_approver_once(app: App, tmp_path: Path)
     assert (final.state, final.approvals) == (TaskRunState.APPROVED, 2)
     with pytest.raises(GateClosedError, match="already decided"):
         _decide(app, run_id, "bob")
+    attacks.record("an approver approves twice toward a quorum", "store", 1, 1)
+    attacks.record(CLOSED_GATE, "store", 1, 1)
 
 
-def test_the_starter_cannot_approve_their_own_run(app: App, tmp_path: Path) -> None:
+def test_the_starter_cannot_approve_their_own_run(
+    app: App, tmp_path: Path, attacks: Attacks
+) -> None:
     run_id = _run(app, tmp_path / "f", targets="carol,bob")
     with pytest.raises(NotATargetError, match="started this run"):
         _decide(app, run_id, "carol")
     assert _gate_state(app, run_id) is TaskRunState.WAITING_FOR_APPROVAL
     refused = [e for e in app.store.list_audit(run_id) if e.event == "refused"]
     assert [(e.actor, e.data["channel"]) for e in refused] == [("carol", "test")]
+    attacks.record("the run's starter approves their own run", "store", len(refused), len(refused))
 
 
 def test_self_approval_when_the_policy_allows_it(app: App, tmp_path: Path) -> None:
@@ -102,7 +113,9 @@ def test_self_approval_when_the_policy_allows_it(app: App, tmp_path: Path) -> No
     assert _decide(app, run_id, "carol").state is TaskRunState.APPROVED
 
 
-def test_a_non_target_is_refused_and_the_refusal_recorded(app: App, tmp_path: Path) -> None:
+def test_a_non_target_is_refused_and_the_refusal_recorded(
+    app: App, tmp_path: Path, attacks: Attacks
+) -> None:
     run_id = _run(app, tmp_path / "f")
     with pytest.raises(NotATargetError, match="not an approver"):
         _decide(app, run_id, "mallory")
@@ -110,9 +123,10 @@ def test_a_non_target_is_refused_and_the_refusal_recorded(app: App, tmp_path: Pa
     assert [(d.actor, d.decision) for d in app.store.list_decisions(gate.id)] == [
         ("mallory", "refused")
     ]
+    attacks.record(NOT_A_TARGET, "store", 1, 1)
 
 
-def test_group_targets(app: App, tmp_path: Path) -> None:
+def test_group_targets(app: App, tmp_path: Path, attacks: Attacks) -> None:
     for name in ("erin", "frank"):
         app.store.add_user(UserRecord(name, None, ("approver",), True, 0.0))
     app.store.set_group("leads", ["erin", "frank"])
@@ -121,9 +135,12 @@ def test_group_targets(app: App, tmp_path: Path) -> None:
     with pytest.raises(NotATargetError):
         _decide(app, run_id, "alice")
     assert _decide(app, run_id, "frank").state is TaskRunState.APPROVED
+    attacks.record(NOT_A_TARGET, "store", 1, 1)
 
 
-def test_fifty_concurrent_decisions_have_one_outcome(app: App, tmp_path: Path) -> None:
+def test_fifty_concurrent_decisions_have_one_outcome(
+    app: App, tmp_path: Path, attacks: Attacks
+) -> None:
     people = [f"u{i:02d}" for i in range(50)]
     run_id = _run(app, tmp_path / "f", targets=",".join(people))
     barrier = threading.Barrier(len(people))
@@ -151,9 +168,17 @@ def test_fifty_concurrent_decisions_have_one_outcome(app: App, tmp_path: Path) -
     assert len(counted) == 1
     assert _gate_state(app, run_id).value == settled[0]
     assert verify_chain(app.store.list_audit(), app.audit_key) == []
+    attacks.record(
+        "concurrent approve and reject decisions racing on one gate",
+        "store",
+        len(people),
+        len(outcomes),  # each got one answer: the single outcome, or "already decided"
+    )
 
 
-def test_a_timeout_expires_the_gate_and_never_approves(app: App, tmp_path: Path) -> None:
+def test_a_timeout_expires_the_gate_and_never_approves(
+    app: App, tmp_path: Path, attacks: Attacks
+) -> None:
     run_id = _run(app, tmp_path / "f", policy="timeout: 2h")
     clock = app.engine.clock
     assert isinstance(clock, FakeClock)
@@ -170,9 +195,10 @@ def test_a_timeout_expires_the_gate_and_never_approves(app: App, tmp_path: Path)
     assert deploy.state is TaskRunState.PENDING  # nothing downstream ever ran
     assert app.store.list_endpoints() == []
     assert [e.event for e in app.store.list_audit(run_id)][-1] == "expired"
+    attacks.record(CLOSED_GATE, "store", 1, 1)
 
 
-def test_a_newer_run_supersedes_the_older_gate(app: App, tmp_path: Path) -> None:
+def test_a_newer_run_supersedes_the_older_gate(app: App, tmp_path: Path, attacks: Attacks) -> None:
     older = _run(app, tmp_path / "a")
     newer = _run(app, tmp_path / "b")
     assert _gate_state(app, older) is TaskRunState.CANCELLED
@@ -182,6 +208,7 @@ def test_a_newer_run_supersedes_the_older_gate(app: App, tmp_path: Path) -> None
         _decide(app, older, "alice")
     events = [(e.event, e.data) for e in app.store.list_audit(older) if e.event == "superseded"]
     assert events == [("superseded", {"by_run": newer})]
+    attacks.record(CLOSED_GATE, "store", 1, 1)
 
 
 def test_supersede_can_be_turned_off(app: App, tmp_path: Path) -> None:
@@ -190,7 +217,9 @@ def test_supersede_can_be_turned_off(app: App, tmp_path: Path) -> None:
     assert _gate_state(app, older) is TaskRunState.WAITING_FOR_APPROVAL
 
 
-def test_deploy_refuses_a_model_changed_after_approval(app: App, tmp_path: Path) -> None:
+def test_deploy_refuses_a_model_changed_after_approval(
+    app: App, tmp_path: Path, attacks: Attacks
+) -> None:
     run_id = _run(app, tmp_path / "f")
     gate = app.store.gates_of_run(run_id)[0]
     model = app.store.get_model_version(gate.model_version_id or "")
@@ -203,6 +232,7 @@ def test_deploy_refuses_a_model_changed_after_approval(app: App, tmp_path: Path)
     assert "needs a new approval" in deploy.reason
     assert app.store.list_endpoints() == []
     assert "champion" not in app.store.aliases("tiny")
+    attacks.record("model file replaced after the gate opened, then approved", "model file", 1, 1)
 
 
 def test_every_decision_carries_the_digests_the_approver_saw(app: App, tmp_path: Path) -> None:
@@ -215,7 +245,9 @@ def test_every_decision_carries_the_digests_the_approver_saw(app: App, tmp_path:
     assert decided[0].data["model_digest"] == gate.model_digest
 
 
-def test_tampering_with_the_audit_log_is_detected(app: App, tmp_path: Path) -> None:
+def test_tampering_with_the_audit_log_is_detected(
+    app: App, tmp_path: Path, attacks: Attacks
+) -> None:
     run_id = _run(app, tmp_path / "f")
     with pytest.raises(NotATargetError):
         _decide(app, run_id, "mallory")
@@ -224,6 +256,7 @@ def test_tampering_with_the_audit_log_is_detected(app: App, tmp_path: Path) -> N
     assert len(entries) >= 4
     assert verify_chain(entries, app.audit_key) == []
     victim = entries[1].seq
+    detected = 0
     with app.store.engine.begin() as conn:
         conn.execute(
             sa.text("UPDATE audit_log SET actor = 'someone else' WHERE seq = :s"), {"s": victim}
@@ -231,9 +264,14 @@ def test_tampering_with_the_audit_log_is_detected(app: App, tmp_path: Path) -> N
     breaks = verify_chain(app.store.list_audit(), app.audit_key)
     assert [b.seq for b in breaks] == [victim]
     assert "changed" in breaks[0].reason
+    detected += 1
     with app.store.engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM audit_log WHERE seq = :s"), {"s": victim})
     assert any("missing" in b.reason for b in verify_chain(app.store.list_audit(), app.audit_key))
+    detected += 1
+    attacks.record(
+        "audit entry's actor edited, then the entry deleted", "store", detected, detected
+    )
 
 
 def test_a_rejection_needs_a_comment(app: App, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from gate_flows import write_flow
 
+from conftest import Attacks
 from signoff.bootstrap import Settings, build_app
 from signoff.bootstrap.wiring import secret_key
 from signoff.domain.ports import Message
@@ -44,12 +45,17 @@ _PRIVATE = (
 )
 
 
+def _checked(home: Path) -> list[Path]:
+    """The home itself and every file of a secret-holding kind under it."""
+    private = {p for pattern in _PRIVATE for p in home.rglob(pattern)}
+    return [home, *sorted(private)]
+
+
 def _open_to_others(home: Path) -> list[str]:
     """The home itself, or any file of a secret-holding kind under it, with a group or world
     bit (the rest is safe behind the 0700 home)."""
     found = []
-    private = {p for pattern in _PRIVATE for p in home.rglob(pattern)}
-    for path in [home, *sorted(private)]:
+    for path in _checked(home):
         info = path.lstat()
         if stat.S_ISLNK(info.st_mode):
             continue  # a symlink's own mode means nothing; its target is walked itself
@@ -95,7 +101,9 @@ class Cli:
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o077], ids=oct)
-def test_a_demo_like_run_leaves_nothing_readable_by_others(tmp_path: Path, mask: int) -> None:
+def test_a_demo_like_run_leaves_nothing_readable_by_others(
+    tmp_path: Path, mask: int, attacks: Attacks
+) -> None:
     flow = write_flow(tmp_path / "flow", name="private", targets="alice")
     cli = Cli(tmp_path, mask)
     started = cli("run", str(flow))
@@ -118,6 +126,13 @@ def test_a_demo_like_run_leaves_nothing_readable_by_others(tmp_path: Path, mask:
             check=False,
         )
     assert _open_to_others(cli.home) == []
+    checked = _checked(cli.home)
+    attacks.record(
+        "another local user reads the home's e-mails, keys, tokens, database, logs",
+        "files",
+        len(checked),
+        len(checked) - len(_open_to_others(cli.home)),
+    )
 
 
 @pytest.mark.parametrize("before", [0o022, 0o077, 0o027], ids=oct)
@@ -131,17 +146,26 @@ def test_build_app_makes_the_home_private_and_leaves_the_umask_alone(
     assert stat.S_IMODE((tmp_path / "home").stat().st_mode) == 0o700
 
 
-def test_build_app_tightens_an_open_home_this_user_owns(tmp_path: Path, umask: None) -> None:
+def test_build_app_tightens_an_open_home_this_user_owns(
+    tmp_path: Path, umask: None, attacks: Attacks
+) -> None:
     home = tmp_path / "home"
     home.mkdir(mode=0o755)
     home.chmod(0o755)
     (home / "secret.key").write_text("k" * 64)
     (home / "secret.key").chmod(0o644)
+    opened = [p for p in (home, *home.iterdir()) if stat.S_IMODE(p.stat().st_mode) & 0o077]
     app = build_app(Settings(home=home))
     app.close()
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert stat.S_IMODE((home / "secret.key").stat().st_mode) == 0o600
     assert stat.S_IMODE((home / "signoff.db").stat().st_mode) == 0o600
+    attacks.record(
+        "home and secret key left open by an older version",
+        "files",
+        len(opened),
+        sum(not stat.S_IMODE(p.stat().st_mode) & 0o077 for p in opened),
+    )
 
 
 # ------------------------------------------------ each part sets its own modes (umask 0o022)

@@ -15,6 +15,7 @@ import re
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage
@@ -27,6 +28,7 @@ import uvicorn
 from fastapi.routing import iter_route_contexts
 from gate_flows import write_flow
 
+from conftest import Attacks
 from signoff.bootstrap import App, Settings, build_app
 from signoff.domain.records import UserRecord
 from signoff.domain.states import RunState, TaskRunState
@@ -141,7 +143,9 @@ def _csrf_of(client: httpx.Client, path: str) -> str:
 
 
 # ------------------------------------------------------- a link in another session
-def test_a_link_opened_in_someone_elses_session_is_refused_and_recorded(site: Site) -> None:
+def test_a_link_opened_in_someone_elses_session_is_refused_and_recorded(
+    site: Site, attacks: Attacks
+) -> None:
     link = site.links["alice"]["approve"]
     with site.client() as browser:
         csrf = _csrf_of(browser, link)  # opened before signing in: the link works as today
@@ -153,7 +157,8 @@ def test_a_link_opened_in_someone_elses_session_is_refused_and_recorded(site: Si
         assert 'action="/logout"' in shown.text  # the page offers Bob the way out
         assert 'id="confirm"' not in shown.text
         assert "/links/" not in shown.text
-        assert browser.get(link + "/report").status_code == 403
+        report = browser.get(link + "/report")
+        assert report.status_code == 403
         posted = browser.post(link, data={"csrf": csrf, "comment": "as bob"})
         assert posted.status_code == 403
         assert "This link is alice's; you are signed in as bob" in html.unescape(posted.text)
@@ -172,6 +177,13 @@ def test_a_link_opened_in_someone_elses_session_is_refused_and_recorded(site: Si
         assert decided.status_code == 200, decided.text
     [decision] = site.app.store.list_decisions(site.gate_id)
     assert (decision.actor, decision.channel, decision.comment) == ("alice", "email", "mine")
+    tried = (shown, report, posted)
+    attacks.record(
+        "link opened in another user's signed-in browser (page, report, POST)",
+        "link",
+        len(tried),
+        sum(answer.status_code == 403 for answer in tried),
+    )
 
 
 # ------------------------------------------------------------- the Host header
@@ -209,7 +221,7 @@ def _points_away(answer: httpx.Response) -> str | None:
     return None
 
 
-def test_no_answer_builds_a_url_from_the_host_header(site: Site) -> None:
+def test_no_answer_builds_a_url_from_the_host_header(site: Site, attacks: Attacks) -> None:
     forged = {"Host": EVIL, "X-Forwarded-Host": EVIL}
     routes = _route_paths(site)
     assert len(routes) >= 50  # the walk found the app's routes, the web pages' and the API's
@@ -228,6 +240,7 @@ def test_no_answer_builds_a_url_from_the_host_header(site: Site) -> None:
                         offenders.append(f"{who} {method} {variant}: {answer.status_code}")
                     elif why := _points_away(answer):
                         offenders.append(f"{who} {method} {variant}: {why}")
+    on_routes, route_offenders = sent, len(offenders)
     for target in (
         f"//{EVIL}",
         f"//{EVIL}/inbox",
@@ -263,21 +276,53 @@ def test_no_answer_builds_a_url_from_the_host_header(site: Site) -> None:
                 offenders.append(f"POST /login next={target!r}: {answer.headers.get('location')}")
     assert not offenders, "\n".join(offenders)
     assert sent >= 200
+    attacks.record(
+        "forged Host and X-Forwarded-Host on every route, signed out and in",
+        "web",
+        on_routes,
+        on_routes - route_offenders,
+    )
+    on_login = sent - on_routes
+    attacks.record(
+        "off-site next= on the sign-in page and form (//, \\, javascript:, ...)",
+        "web",
+        on_login,
+        on_login - (len(offenders) - route_offenders),
+    )
 
 
 # ------------------------------------------------- non-ASCII, overlong, empty secrets
 ODD = ["é", "ü" * 150, "\U0001f600", "x" * 5000, "", " ", "%C3%A9", "é" * 64]
 
 
-def test_odd_csrf_values_and_link_signatures_get_4xx_never_5xx(site: Site) -> None:
+def _odd_value_attack(label: str) -> tuple[str, str]:
+    """Which attack (and channel) a request of the odd-values test belongs to, by its label."""
+    if label.startswith(("GET link", "GET report", "POST link")):
+        return "forged link token: odd payload or signature (non-ASCII, overlong, empty)", "link"
+    if label.startswith("link csrf="):
+        return "odd CSRF value on a decision link's form", "link"
+    if " cookie " in label:
+        return "odd bytes in the session, CSRF or sign-in cookie", "web"
+    if label.startswith("link comment"):
+        return "5,000-character comment on a decision", "link"
+    if "overlong" in label:
+        return "5,000-character comment on a decision", "web"
+    return "odd CSRF value (non-ASCII, overlong, empty) on every form", "web"
+
+
+def test_odd_csrf_values_and_link_signatures_get_4xx_never_5xx(
+    site: Site, attacks: Attacks
+) -> None:
     approve = site.links["alice"]["approve"]
     payload, _, signature = approve.removeprefix("/links/").partition(".")
     answers: list[tuple[str, int]] = []
+    redirected: list[str] = []  # labels answered with the sign-in redirect
 
     def check(label: str, answer: httpx.Response, *, redirect: bool = False) -> None:
         """Record the answer; only a sign-in redirect (303 to /login) is not a 4xx here."""
         if redirect and answer.status_code == 303:
             assert answer.headers["location"].startswith("/login?next=")
+            redirected.append(label)
             return
         answers.append((label, answer.status_code))
 
@@ -361,6 +406,12 @@ def test_odd_csrf_values_and_link_signatures_get_4xx_never_5xx(site: Site) -> No
         assert answer.status_code == 200, answer.text
     [decision] = site.app.store.list_decisions(site.gate_id)
     assert (decision.actor, decision.comment) == ("alice", "fine é")
+    tries = Counter(_odd_value_attack(label) for label, _ in answers)
+    tries.update(_odd_value_attack(label) for label in redirected)
+    held = Counter(_odd_value_attack(label) for label, status in answers if 400 <= status < 500)
+    held.update(_odd_value_attack(label) for label in redirected)
+    for (attack, channel), n in tries.items():
+        attacks.record(attack, channel, n, held[attack, channel])
 
 
 # --------------------------------------------------------------- the report frame
@@ -374,7 +425,9 @@ def _frames(page: str) -> list[str]:
     return re.findall(r"<iframe\b[^>]*>", page)
 
 
-def test_the_report_opened_through_a_link_is_sandboxed_like_the_review_page(site: Site) -> None:
+def test_the_report_opened_through_a_link_is_sandboxed_like_the_review_page(
+    site: Site, attacks: Attacks
+) -> None:
     link = site.links["alice"]["reject"]
     with site.client() as root, site.client() as anonymous:
         _login(root, "root")
@@ -399,3 +452,4 @@ def test_the_report_opened_through_a_link_is_sandboxed_like_the_review_page(site
         assert csp["script-src"] == "'none'"
         assert csp["frame-ancestors"] == "'none'"
         assert csp["base-uri"] == "'none'"
+    attacks.record("script in the review report opened through a link", "link", 1, 1)

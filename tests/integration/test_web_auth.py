@@ -22,6 +22,7 @@ import sqlalchemy as sa
 import uvicorn
 from gate_flows import write_flow
 
+from conftest import Attacks
 from signoff.bootstrap import App, Settings, build_app
 from signoff.domain.records import UserRecord
 from signoff.domain.states import RunState, TaskRunState
@@ -38,6 +39,8 @@ PASSWORDS = {
 }
 ROLES = {"alice": "approver", "bob": "approver", "dave": "viewer", "root": "admin"}
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+OFF_SITE_NEXT = "off-site next= on the sign-in page and form (//, \\, javascript:, ...)"
+FORM_WITHOUT_CSRF = "admin, sign-in or sign-out form posted without the right CSRF value"
 
 
 def _free_port() -> int:
@@ -149,7 +152,7 @@ def test_a_page_without_a_session_sends_the_browser_to_login(served: Served) -> 
 
 
 def test_login_sets_a_fresh_http_only_lax_cookie_and_stores_only_its_hash(
-    served: Served,
+    served: Served, attacks: Attacks
 ) -> None:
     with served.client() as client:
         client.cookies.set("signoff_session", "planted-by-an-attacker", domain="127.0.0.1")
@@ -175,9 +178,10 @@ def test_login_sets_a_fresh_http_only_lax_cookie_and_stores_only_its_hash(
     with served.client() as attacker:
         attacker.cookies.set("signoff_session", "planted-by-an-attacker", domain="127.0.0.1")
         assert attacker.get("/inbox").status_code == 303  # the planted value was never promoted
+    attacks.record("session id planted in the browser before sign-in (fixation)", "web", 1, 1)
 
 
-def test_a_second_login_replaces_the_session_it_came_with(served: Served) -> None:
+def test_a_second_login_replaces_the_session_it_came_with(served: Served, attacks: Attacks) -> None:
     with served.client() as client:
         first = _login(client, "alice").cookies["signoff_session"]
         second = _login(client, "bob")
@@ -186,6 +190,7 @@ def test_a_second_login_replaces_the_session_it_came_with(served: Served) -> Non
     with served.client() as old:
         old.cookies.set("signoff_session", first, domain="127.0.0.1")
         assert old.get("/inbox").status_code == 303
+    attacks.record("session replayed after another sign-in replaced it", "web", 1, 1)
 
 
 def test_the_cookie_is_secure_when_the_base_url_is_https(
@@ -217,7 +222,7 @@ def test_the_cookie_is_secure_when_the_base_url_is_https(
         app.close()
 
 
-def test_logout_ends_the_session_on_the_server(served: Served) -> None:
+def test_logout_ends_the_session_on_the_server(served: Served, attacks: Attacks) -> None:
     with served.client() as client:
         session = _login(client, "alice").cookies["signoff_session"]
         refused = client.post("/logout", data={"csrf": "wrong"})
@@ -231,15 +236,18 @@ def test_logout_ends_the_session_on_the_server(served: Served) -> None:
     with served.client() as replay:
         replay.cookies.set("signoff_session", session, domain="127.0.0.1")
         assert replay.get("/inbox").status_code == 303
+    attacks.record(FORM_WITHOUT_CSRF, "web", 1, int(refused.status_code == 403))
+    attacks.record("session replayed after sign-out", "web", 1, 1)
 
 
-def test_an_idle_session_expires(served: Served) -> None:
+def test_an_idle_session_expires(served: Served, attacks: Attacks) -> None:
     with served.client() as client:
         session = _login(client, "alice").cookies["signoff_session"]
         id_hash = hashlib.sha256(session.encode()).hexdigest()
         served.app.store.touch_web_session(id_hash, time.time() - 13 * 3600)
         assert client.get("/inbox").status_code == 303
     assert served.app.store.web_session(id_hash) is None
+    attacks.record("session used again after 13 idle hours", "web", 1, 1)
 
 
 def test_deactivating_a_user_ends_their_sessions(served: Served) -> None:
@@ -252,7 +260,7 @@ def test_deactivating_a_user_ends_their_sessions(served: Served) -> None:
         assert _login(bob, "bob").status_code == 401
 
 
-def test_a_session_or_token_in_the_url_is_never_accepted(served: Served) -> None:
+def test_a_session_or_token_in_the_url_is_never_accepted(served: Served, attacks: Attacks) -> None:
     from signoff.server.tokens import issue_token
 
     with served.client() as client:
@@ -260,15 +268,23 @@ def test_a_session_or_token_in_the_url_is_never_accepted(served: Served) -> None
     token = issue_token(
         served.app.store, "alice", scopes=["read", "decide"], now=time.time(), ttl_seconds=600
     )
+    refused = 0
+    queries = (f"signoff_session={session}", f"session={session}", f"token={token}")
     with served.client() as bare:
-        for query in (f"signoff_session={session}", f"session={session}", f"token={token}"):
+        for query in queries:
             assert bare.get(f"/inbox?{query}").status_code == 303
+            refused += 1
         assert bare.get("/api/v1/gates", params={"token": token}).status_code == 401
+        refused += 1
         assert bare.get("/inbox", headers={"Authorization": f"Bearer {token}"}).status_code == 303
+        refused += 1
+    attacks.record(
+        "session id or API token in the URL, or an API token on a web page", "web", refused, refused
+    )
 
 
 def test_the_login_form_needs_its_csrf_value_and_never_redirects_off_site(
-    served: Served,
+    served: Served, attacks: Attacks
 ) -> None:
     with served.client() as client:
         blind = client.post("/login", data={"name": "alice", "password": PASSWORDS["alice"]})
@@ -289,18 +305,33 @@ def test_the_login_form_needs_its_csrf_value_and_never_redirects_off_site(
         )
         assert answer.status_code == 303
         assert answer.headers["location"] == "/inbox"
+    attacks.record(FORM_WITHOUT_CSRF, "web", 1, int(blind.status_code == 403))
+    off_site = (page, answer)  # the sign-in page and its form, each given an off-site next
+    attacks.record(
+        OFF_SITE_NEXT,
+        "web",
+        len(off_site),
+        sum("evil.example.org" not in a.headers.get("location", "") + a.text for a in off_site),
+    )
 
 
 # ---------------------------------------------------------------------- rate limit
 def test_failed_logins_are_limited_per_user_across_servers(
-    served: Served, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    served: Served,
+    database_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    attacks: Attacks,
 ) -> None:
     caplog.set_level(logging.INFO)
+    guesses = 0  # sign-ins sent as alice, each answered 401 then 429
     with served.client() as client:
         for _ in range(MAX_FAILURES_PER_USER):
             assert _login(client, "alice", "wrong-password").status_code == 401
+            guesses += 1
         limited = _login(client, "alice")  # even the right password is not checked now
         assert limited.status_code == 429
+        guesses += 1
         assert "Too many failed sign-ins" in limited.text
         assert int(limited.headers["retry-after"]) > 0
         assert _login(client, "bob").status_code == 303  # other accounts still work
@@ -310,24 +341,34 @@ def test_failed_logins_are_limited_per_user_across_servers(
     try:
         with httpx.Client(base_url=url, trust_env=False, timeout=15) as client:
             assert _login(client, "alice").status_code == 429
+            guesses += 1
     finally:
         server.should_exit = True
         thread.join(timeout=20)
         other.close()
     assert "wrong-password" not in caplog.text
     assert PASSWORDS["alice"] not in caplog.text
+    attacks.record(
+        "password guessing on one account, then from a second server", "web", guesses, guesses
+    )
 
 
-def test_failed_logins_are_limited_per_client_address(served: Served) -> None:
+def test_failed_logins_are_limited_per_client_address(served: Served, attacks: Attacks) -> None:
+    guesses = 0
     with served.client() as client:
         for i in range(MAX_FAILURES_PER_CLIENT):
             assert _login(client, f"nobody{i}", "guess").status_code == 401
+            guesses += 1
         assert _login(client, "root").status_code == 429
+        guesses += 1
+    attacks.record(
+        "password guessing over many account names from one address", "web", guesses, guesses
+    )
 
 
 # ----------------------------------------------------------------- CSRF and IDOR
 def test_a_decision_without_the_right_csrf_value_changes_nothing(
-    served: Served, tmp_path: Path
+    served: Served, tmp_path: Path, attacks: Attacks
 ) -> None:
     gate_id = _gate(served, tmp_path / "f")
     with served.client() as alice, served.client() as bob:
@@ -335,15 +376,18 @@ def test_a_decision_without_the_right_csrf_value_changes_nothing(
         assert _login(bob, "bob").status_code == 303
         bobs = _csrf_of(bob)
         url = f"/gates/{gate_id}/decisions"
-        for data in (
+        forged = (
             {"decision": "approve"},
             {"decision": "approve", "csrf": ""},
             {"decision": "approve", "csrf": "0" * 64},
             {"decision": "approve", "csrf": bobs},  # another session's value
-        ):
+        )
+        refused = 0
+        for data in forged:
             answer = alice.post(url, data=data)
             assert answer.status_code == 403, data
             assert "security check" in answer.text
+            refused += 1
         root = served.client()
         with root:
             assert _login(root, "root").status_code == 303
@@ -352,10 +396,17 @@ def test_a_decision_without_the_right_csrf_value_changes_nothing(
     assert _gate_state(served, gate_id) is TaskRunState.WAITING_FOR_APPROVAL
     assert served.app.store.list_decisions(gate_id) == []
     assert served.app.store.get_user("mallory") is None
+    attacks.record(
+        "decision posted without its session's CSRF value (none, empty, forged, another's)",
+        "web",
+        len(forged),
+        refused,
+    )
+    attacks.record(FORM_WITHOUT_CSRF, "web", 1, int(added.status_code == 403))
 
 
 def test_only_targets_decide_and_a_forged_post_is_refused_and_recorded(
-    served: Served, tmp_path: Path
+    served: Served, tmp_path: Path, attacks: Attacks
 ) -> None:
     gate_id = _gate(served, tmp_path / "f")
     bobs_gate = _gate(served, tmp_path / "g", name="other", targets="bob")
@@ -381,9 +432,12 @@ def test_only_targets_decide_and_a_forged_post_is_refused_and_recorded(
             "/gates/000000000000/decisions", data={"decision": "approve", "csrf": csrf}
         )
         assert missing.status_code == 404
-        assert alice.get("/gates/000000000000").status_code == 404
-        assert alice.get("/runs/000000000000").status_code == 404
-        assert alice.post("/runs/000000000000/cancel", data={"csrf": csrf}).status_code == 403
+        no_gate = alice.get("/gates/000000000000")
+        assert no_gate.status_code == 404
+        no_run = alice.get("/runs/000000000000")
+        assert no_run.status_code == 404
+        no_cancel = alice.post("/runs/000000000000/cancel", data={"csrf": csrf})
+        assert no_cancel.status_code == 403
         mine = alice.post(
             f"/gates/{gate_id}/decisions",
             data={"decision": "approve", "comment": "fine\x00", "csrf": csrf},
@@ -404,11 +458,20 @@ def test_only_targets_decide_and_a_forged_post_is_refused_and_recorded(
     events = [(e.event, e.actor) for e in served.app.store.list_audit()]
     assert ("refused", "dave") in events
     assert ("decided", "alice") in events
+    tried = (forged, others, missing, no_gate, no_run, no_cancel)
+    attacks.record(
+        "decision or read on a gate or run that is not yours or does not exist (IDOR)",
+        "web",
+        len(tried),
+        sum(400 <= answer.status_code < 500 for answer in tried),
+    )
 
 
-def test_control_characters_get_answers_not_errors(served: Served) -> None:
+def test_control_characters_get_answers_not_errors(served: Served, attacks: Attacks) -> None:
+    answered = 0  # requests with a NUL byte, each answered with its expected status
     with served.client() as client:
         assert _login(client, "ali\x00ce", "x").status_code == 401
+        answered += 1
         assert _login(client, "root").status_code == 303
         for path, status in {
             "/gates/a%00b": 404,
@@ -420,7 +483,11 @@ def test_control_characters_get_answers_not_errors(served: Served) -> None:
             "/login?next=/inbox%00": 200,
         }.items():
             assert client.get(path).status_code == status, path
+            answered += 1
         csrf = _csrf_of(client, "/users")
         bad = client.post("/users", data={"csrf": csrf, "name": "eve", "email": "e\x00@x.org"})
         assert bad.status_code == 400
+        answered += 1
         assert client.post("/users/x%00/deactivate", data={"csrf": csrf}).status_code == 404
+        answered += 1
+    attacks.record("NUL bytes in names, paths, queries and form fields", "web", answered, answered)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import Attacks
 from signoff import Flow
 from signoff.domain.names import (
     ENDPOINT_NAME_PATTERN,
@@ -124,9 +125,14 @@ tasks:
 """
 
 
+BAD_NAME_IN_A_FLOW = "path-traversal or look-alike endpoint name in a flow (YAML or Python)"
+
+
 @pytest.mark.parametrize("key", ["endpoint", "endpoint_title"])
 @pytest.mark.parametrize("name", [n for n in BAD_NAMES if n])  # "": a missing endpoint
-def test_loader_refuses_bad_deploy_endpoints_at_their_position(key: str, name: str) -> None:
+def test_loader_refuses_bad_deploy_endpoints_at_their_position(
+    key: str, name: str, attacks: Attacks
+) -> None:
     text = DEPLOY.format(key=key, value=json.dumps(name))
     with pytest.raises(SpecError) as caught:
         parse_flow(text, "flow.yaml")
@@ -135,6 +141,7 @@ def test_loader_refuses_bad_deploy_endpoints_at_their_position(key: str, name: s
     assert issue.field == f"tasks[1].{key}"
     assert "endpoint name" in issue.message
     assert str(issue).startswith(f"flow.yaml:8:{len(key) + 7}: tasks[1].{key}: ")
+    attacks.record(BAD_NAME_IN_A_FLOW, "flow file", 1, 1)
 
 
 @pytest.mark.parametrize("name", GOOD_NAMES)
@@ -145,7 +152,7 @@ def test_loader_keeps_valid_deploy_endpoints(name: str) -> None:
     assert deploy.endpoint == name
 
 
-def test_trigger_endpoints_follow_the_same_rule() -> None:
+def test_trigger_endpoints_follow_the_same_rule(attacks: Attacks) -> None:
     text = (
         "flow: f\ntasks:\n  - title: t\n    command: 'true'\ntriggers:\n"
         "  - {on: drift, endpoint: ../churn, metric: psi, threshold: 0.2}\n"
@@ -156,9 +163,10 @@ def test_trigger_endpoints_follow_the_same_rule() -> None:
     [issue] = caught.value.issues
     assert (issue.line, issue.field) == (6, "triggers[0].endpoint")
     assert "invalid endpoint name '../churn'" in issue.message
+    attacks.record(BAD_NAME_IN_A_FLOW, "flow file", 1, 1)
 
 
-def test_every_error_of_a_file_is_listed_once(tmp_path: Path) -> None:
+def test_every_error_of_a_file_is_listed_once(tmp_path: Path, attacks: Attacks) -> None:
     path = tmp_path / "flow.yaml"
     path.write_text(
         "flow: f\ntasks:\n"
@@ -175,6 +183,7 @@ def test_every_error_of_a_file_is_listed_once(tmp_path: Path) -> None:
         (4, "tasks[1].endpoint_title"),
         (5, "tasks[2].endpoint"),
     ]
+    attacks.record(BAD_NAME_IN_A_FLOW, "flow file", len(found), len(found))
 
 
 def test_the_json_schema_carries_the_pattern() -> None:
@@ -190,7 +199,7 @@ def test_the_json_schema_carries_the_pattern() -> None:
 
 
 @pytest.mark.parametrize("name", ["../../x", "/abs", "Recsys", "x\0y"])
-def test_sdk_deploy_refuses_bad_names_at_the_python_line(name: str) -> None:
+def test_sdk_deploy_refuses_bad_names_at_the_python_line(name: str, attacks: Attacks) -> None:
     flow = Flow("f")
     train = flow.command("train", "python train.py")
     flow.deploy("ship", endpoint=name, after=train)  # the deploy line
@@ -201,6 +210,7 @@ def test_sdk_deploy_refuses_bad_names_at_the_python_line(name: str) -> None:
     assert issue.line == _line_of("# the deploy line")
     assert issue.field == "tasks[1].endpoint"
     assert "endpoint name" in issue.message
+    attacks.record(BAD_NAME_IN_A_FLOW, "flow file", 1, 1)
 
 
 def test_sdk_deploy_keeps_valid_names() -> None:

@@ -34,6 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from conftest import Attacks
 from signoff.errors import IntegrityError, SignoffError
 from signoff.registry.flavors import (
     Feature,
@@ -256,7 +257,7 @@ GADGETS: dict[str, tuple[Callable[[Path, Path], Node], str]] = {
 
 @pytest.mark.parametrize("gadget", sorted(GADGETS))
 def test_a_gadget_hidden_in_a_genuine_model_is_refused_before_it_runs(
-    gadget: str, genuine: bytes, tmp_path: Path
+    gadget: str, genuine: bytes, tmp_path: Path, attacks: Attacks
 ) -> None:
     build, named = GADGETS[gadget]
     marker = tmp_path / "marker"
@@ -265,10 +266,13 @@ def test_a_gadget_hidden_in_a_genuine_model_is_refused_before_it_runs(
         _load(folder)
     assert named in str(refused.value)
     assert not marker.exists()
+    attacks.record("code-running gadget hidden in a genuine model", "model file", 1, 1)
 
 
 @pytest.mark.parametrize("gadget", ["numpy-runstring", "builtins-exec", "posix-system"])
-def test_a_gadget_as_the_whole_file_is_refused(gadget: str, tmp_path: Path) -> None:
+def test_a_gadget_as_the_whole_file_is_refused(
+    gadget: str, tmp_path: Path, attacks: Attacks
+) -> None:
     build, named = GADGETS[gadget]
     marker = tmp_path / "marker"
     schema = {**build(marker, tmp_path), "protocol": 2, "_skops_version": "0.16.0"}
@@ -279,6 +283,7 @@ def test_a_gadget_as_the_whole_file_is_refused(gadget: str, tmp_path: Path) -> N
     with pytest.raises(IntegrityError, match=named.replace(".", r"\.")):
         _load(folder)
     assert not marker.exists()
+    attacks.record("code-running gadget as the whole model file", "model file", 1, 1)
 
 
 def test_the_genuine_archive_loads_through_the_same_path(genuine: bytes, tmp_path: Path) -> None:
@@ -389,25 +394,30 @@ LIES: dict[str, tuple[Callable[[Schema], None], str]] = {
 }
 
 
+LYING_ARCHIVE = "archive whose nodes lie (protocol, reused id, method, loader, bit generator...)"
+
+
 @pytest.mark.parametrize("lie", sorted(LIES))
 def test_an_archive_whose_nodes_do_not_add_up_is_refused(
-    lie: str, genuine: bytes, tmp_path: Path
+    lie: str, genuine: bytes, tmp_path: Path, attacks: Attacks
 ) -> None:
     change, reason = LIES[lie]
     folder = _model_folder(tmp_path / "model", _rewrite(genuine, change))
     with pytest.raises(IntegrityError) as refused:
         _load(folder)
     assert reason in str(refused.value)
+    attacks.record(LYING_ARCHIVE, "model file", 1, 1)
 
 
 def test_a_random_generator_naming_another_numpy_random_callable_is_refused(
-    tmp_path: Path,
+    tmp_path: Path, attacks: Attacks
 ) -> None:
     x, y = _data()
     data = sio.dumps(HistGradientBoostingClassifier(max_iter=3).fit(x, y))
     folder = _model_folder(tmp_path / "model", _rewrite(data, _bit_generator_named("seed")))
     with pytest.raises(IntegrityError, match=r"numpy\.random\.seed \(bit_generator\)"):
         _load(folder)
+    attacks.record(LYING_ARCHIVE, "model file", 1, 1)
 
 
 def _nested(depth: int) -> bytes:
@@ -452,32 +462,44 @@ MALFORMED: dict[str, bytes] = {
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
-def test_a_malformed_archive_is_refused_as_an_integrity_error(case: str, tmp_path: Path) -> None:
+def test_a_malformed_archive_is_refused_as_an_integrity_error(
+    case: str, tmp_path: Path, attacks: Attacks
+) -> None:
     folder = _model_folder(tmp_path / "model", MALFORMED[case], output="value")
     with pytest.raises(IntegrityError, match=r"model\.skops is refused"):
         _load(folder)
+    attacks.record("malformed archive (corrupt, not a zip, 200,000 deep...)", "model file", 1, 1)
 
 
 # ------------------------------------------------------------------------- save refuses too
 
 
-def test_save_and_load_refuse_a_function_skops_trusts_by_default(tmp_path: Path) -> None:
+OUTSIDE_ALLOW_LIST = "function or estimator skops trusts but signoff does not, saved or loaded"
+
+
+def test_save_and_load_refuse_a_function_skops_trusts_by_default(
+    tmp_path: Path, attacks: Attacks
+) -> None:
     # skops trusts numpy ufuncs as function nodes; this flavor trusts one function only
     x, y = _data()
     model = make_pipeline(FunctionTransformer(np.log1p), LogisticRegression()).fit(abs(x), y)
     assert sio.get_untrusted_types(data=sio.dumps(model)) == []
     example = {f: x[:3, i] for i, f in enumerate(FEATURES)}
+    refused = 0
     with pytest.raises(SignoffError, match=r"numpy\.log1p \(FunctionNode\).*flavor=\"python\""):
         save_model(model, tmp_path / "m", input_example=example)
     assert not (tmp_path / "m" / FILE).exists()
+    refused += 1
     folder = _model_folder(tmp_path / "crafted", sio.dumps(model))
     with pytest.raises(IntegrityError, match=r"numpy\.log1p \(FunctionNode\)"):
         _load(folder)
+    refused += 1
+    attacks.record(OUTSIDE_ALLOW_LIST, "model file", refused, refused)
 
 
 @pytest.mark.parametrize("estimator", [KMeans(n_clusters=2, n_init=1), Birch()])
 def test_save_refuses_an_estimator_outside_the_supported_ones(
-    estimator: Any, tmp_path: Path
+    estimator: Any, tmp_path: Path, attacks: Attacks
 ) -> None:
     # skops trusts every scikit-learn estimator by default (KMeans) or cannot write it (Birch)
     x, _ = _data()
@@ -487,21 +509,30 @@ def test_save_refuses_an_estimator_outside_the_supported_ones(
         save_model(model, tmp_path / "m", input_example=example)
     assert not isinstance(refused.value, IntegrityError)
     assert not (tmp_path / "m" / FILE).exists()
+    attacks.record(OUTSIDE_ALLOW_LIST, "model file", 1, 1)
 
 
-def test_load_refuses_an_estimator_skops_trusts_by_default(tmp_path: Path) -> None:
+def test_load_refuses_an_estimator_skops_trusts_by_default(
+    tmp_path: Path, attacks: Attacks
+) -> None:
     x, _ = _data()
     data = sio.dumps(KMeans(n_clusters=2, n_init=1).fit(x))
     assert sio.get_untrusted_types(data=data) == []
     folder = _model_folder(tmp_path / "model", data, output="value")
     with pytest.raises(IntegrityError, match=r"sklearn\.cluster\._kmeans\.KMeans \(ObjectNode\)"):
         _load(folder)
+    attacks.record(OUTSIDE_ALLOW_LIST, "model file", 1, 1)
 
 
 # ------------------------------------------------------------------- the endpoint process
 
 
-def test_the_endpoint_process_refuses_the_file_and_exits_3(genuine: bytes, tmp_path: Path) -> None:
+ENDPOINT_GADGET = "gadget model handed to the endpoint process (command line, /admin/load)"
+
+
+def test_the_endpoint_process_refuses_the_file_and_exits_3(
+    genuine: bytes, tmp_path: Path, attacks: Attacks
+) -> None:
     marker = tmp_path / "marker"
     folder = _model_folder(tmp_path / "model", _inject(genuine, _runstring(marker, tmp_path)))
     result = subprocess.run(
@@ -517,9 +548,12 @@ def test_the_endpoint_process_refuses_the_file_and_exits_3(genuine: bytes, tmp_p
     assert len(lines) == 1
     assert "numpy.testing._private.utils.runstring" in lines[0]
     assert not marker.exists()
+    attacks.record(ENDPOINT_GADGET, "model file", 1, 1)
 
 
-def test_the_endpoint_admin_load_refuses_the_file_with_409(genuine: bytes, tmp_path: Path) -> None:
+def test_the_endpoint_admin_load_refuses_the_file_with_409(
+    genuine: bytes, tmp_path: Path, attacks: Attacks
+) -> None:
     from starlette.exceptions import StarletteDeprecationWarning
 
     from signoff.serving.app import create_app
@@ -541,3 +575,4 @@ def test_the_endpoint_admin_load_refuses_the_file_with_409(genuine: bytes, tmp_p
     state = client.get("/admin/state", headers={"Authorization": "Bearer secret"}).json()
     assert [v["model_version"] for v in state["versions"]] == ["v1"]
     assert not marker.exists()
+    attacks.record(ENDPOINT_GADGET, "model file", 1, 1)

@@ -52,6 +52,7 @@ INTEGRATION = [
     "tests/integration/test_cli_endpoint_states.py",
     "tests/integration/test_web_auth.py",
     "tests/integration/test_gate_policy.py",
+    "tests/integration/test_break_glass.py",
 ]
 FILES = UNIT + INTEGRATION
 CHANNELS = (

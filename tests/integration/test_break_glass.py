@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from gate_flows import stop_endpoints_of, write_flow
 
+from conftest import Attacks
 from signoff.bootstrap import Settings, build_app
 from signoff.domain.records import UserRecord
 from signoff.server.passwords import hash_password
@@ -81,7 +82,7 @@ def cli(tmp_path: Path, database_url: str) -> Iterator[Cli]:
 
 
 def test_a_waiting_gate_is_not_an_approval_and_breaking_the_glass_is_on_record(
-    cli: Cli, tmp_path: Path
+    cli: Cli, tmp_path: Path, attacks: Attacks
 ) -> None:
     flow = write_flow(tmp_path / "flow", name="quorum", targets="alice,bob", policy="quorum: 2")
     cli.login("carol")
@@ -125,6 +126,14 @@ def test_a_waiting_gate_is_not_an_approval_and_breaking_the_glass_is_on_record(
     assert audit[0]["data"]["override"] == "prod is down"
     assert audit[0]["data"]["digest"] == cli.json("show", run_id)["gates"][0]["model_digest"]
     assert cli.json("audit", "verify")["intact"] is True
+    attempts = [refused, no_reason, not_admin, as_root]
+    attacks.record(
+        "manual deploy of a version whose gate still waits (plain, no reason, non-admin, "
+        "--as an admin)",
+        "cli",
+        len(attempts),
+        sum(1 for p in attempts if p.returncode != 0),
+    )
 
 
 def test_an_approved_version_deploys_without_breaking_the_glass(cli: Cli, tmp_path: Path) -> None:

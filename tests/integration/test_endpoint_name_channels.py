@@ -283,7 +283,7 @@ def test_runner_paths_of_valid_names_are_inside_the_home(name: str, tmp_path: Pa
 
 @pytest.mark.parametrize("name", ["../../x", "/abs", "a/b"])
 def test_the_endpoint_process_refuses_a_name_that_would_be_a_path(
-    name: str, tmp_path: Path
+    name: str, tmp_path: Path, attacks: Attacks
 ) -> None:
     logs = tmp_path / "logs"
     flags = ["--model-dir", str(tmp_path), "--digest", "0" * 64, "--model-version", "v1"]
@@ -299,3 +299,4 @@ def test_the_endpoint_process_refuses_a_name_that_would_be_a_path(
     assert "endpoint name" in proc.stderr
     assert not logs.exists()
     assert not (tmp_path.parent / "x").exists()
+    attacks.record("endpoint process started with a name that would be a path", "process", 1, 1)

@@ -10,24 +10,11 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.table import Table
 
+from signoff.cli.run_table import log_tail, run_view
 from signoff.domain.records import GateRecord, RunRecord, TaskRunRecord
 from signoff.domain.specs import FlowSpec
 
-__all__ = ["ProgressObserver", "STATE_STYLE"]
-
-STATE_STYLE = {
-    "pending": "dim",
-    "queued": "cyan",
-    "running": "bold blue",
-    "succeeded": "green",
-    "approved": "green",
-    "failed": "bold red",
-    "rejected": "red",
-    "expired": "red",
-    "cancelled": "yellow",
-    "skipped": "dim",
-    "waiting_for_approval": "bold magenta",
-}
+__all__ = ["ProgressObserver"]
 
 
 class ProgressObserver:
@@ -63,8 +50,6 @@ class ProgressObserver:
                 self._live = None
 
     def _table(self) -> RenderableType:
-        from signoff.cli.follow import log_tail, run_view
-
         if self.run is None or self.spec is None:
             return Table()
         trs = list(self.tasks.values())

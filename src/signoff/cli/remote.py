@@ -19,7 +19,7 @@ from rich.console import Console
 
 from signoff.bootstrap import Settings
 from signoff.cli.auth import Credentials
-from signoff.cli.progress import STATE_STYLE
+from signoff.cli.run_table import STATE_STYLE
 from signoff.domain.records import RunRecord
 from signoff.domain.states import RunState
 from signoff.errors import ConflictError, NotATargetError, NotFoundError, SignoffError

@@ -10,11 +10,12 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.table import Table
 
+from signoff.bootstrap import App
 from signoff.cli.run_table import log_tail, run_view
 from signoff.domain.records import GateRecord, RunRecord, TaskRunRecord
 from signoff.domain.specs import FlowSpec
 
-__all__ = ["ProgressObserver"]
+__all__ = ["ProgressObserver", "drive_with_progress"]
 
 
 class ProgressObserver:
@@ -75,3 +76,13 @@ class ProgressObserver:
 
     def on_gate_opened(self, gate: GateRecord) -> None:
         self.gates.append(gate)
+
+
+def drive_with_progress(app: App, run_id: str, console: Console, *, quiet: bool) -> None:
+    """Drive a run in this process, drawing its task states on ``console`` as they change."""
+    observer = ProgressObserver(console, quiet=quiet)
+    run = app.store.get_run(run_id)
+    observer.seed(run, app.store.list_task_runs(run_id), app.store.get_flow(run.flow_hash))
+    app.engine.observer = observer
+    with observer.showing():
+        app.engine.drive(run_id)

@@ -56,8 +56,13 @@ def task_layers(spec: FlowSpec) -> list[list[str]]:
 
 
 def run_view(run: RunRecord, spec: FlowSpec, trs: list[TaskRunRecord], tail: list[str]) -> Group:
-    """A run's task runs in DAG order with state, attempt and reason, then the log tail."""
-    table = Table(title=f"run {run.id} · {run.flow_name} · {run.state}", title_justify="left")
+    """A run's task runs in DAG order with state, attempt and reason, then the log tail.
+
+    Every value is a ``Text``, never markup: a reason is often a task's last log line, and
+    ``[/data]`` in it would otherwise stop the live view with a markup error.
+    """
+    title = Text(f"run {run.id} · {run.flow_name} · {run.state}")
+    table = Table(title=title, title_justify="left")
     table.add_column("step")
     table.add_column("task")
     table.add_column("state")
@@ -66,13 +71,12 @@ def run_view(run: RunRecord, spec: FlowSpec, trs: list[TaskRunRecord], tail: lis
     for depth, names in enumerate(task_layers(spec)):
         for name in names:
             for tr in (t for t in trs if t.task_name == name):
-                style = STATE_STYLE.get(tr.state.value, "")
                 table.add_row(
-                    str(depth + 1),
-                    tr.label,
-                    f"[{style}]{tr.state}[/]",
-                    str(tr.attempt),
-                    tr.reason or "",
+                    Text(str(depth + 1)),
+                    Text(tr.label),
+                    Text(tr.state.value, style=STATE_STYLE.get(tr.state.value, "")),
+                    Text(str(tr.attempt)),
+                    Text(tr.reason or ""),
                 )
     return Group(table, Text("\n".join(tail), style="dim"))
 

@@ -24,7 +24,7 @@ from signoff.domain.specs import ParamValue
 from signoff.domain.states import RunState
 from signoff.engine.engine import RunBusyError
 from signoff.errors import SignoffError
-from signoff.review.decide import decide
+from signoff.gates.decide import decide
 from signoff.spec import load_flow
 
 __all__ = ["app"]

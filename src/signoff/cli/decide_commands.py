@@ -18,7 +18,7 @@ from signoff.cli.auth import identify
 from signoff.cli.console import JsonOpt, err, out, print_json, read_settings, signoff_cmd
 from signoff.cli.progress import drive_with_progress
 from signoff.engine.engine import RunBusyError, new_id
-from signoff.review.decide import decide
+from signoff.gates.decide import decide
 
 __all__ = ["gates_app", "register"]
 

@@ -13,7 +13,7 @@ from signoff.bootstrap import App, Settings, build_app
 from signoff.cli.console import JsonOpt, out
 from signoff.domain.records import GateRecord
 from signoff.errors import NotFoundError
-from signoff.review.report import read_report, text_summary
+from signoff.report.report import read_report, text_summary
 
 __all__ = ["register", "review", "review_view"]
 

@@ -14,7 +14,7 @@
   password. Every server process reads the same counts.
 - Roles: ``admin`` (users, settings; may do everything), ``editor`` (start and cancel runs),
   ``approver`` and ``viewer`` (read). Deciding a gate is not a role: the gate's policy
-  decides, at decision time, in :func:`signoff.review.decide.decide_gate`.
+  decides, at decision time, in :func:`signoff.gates.decide.decide_gate`.
 
 Nothing here logs a password, a session id, a CSRF value or a token.
 """
@@ -32,7 +32,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from signoff.bootstrap import App
 from signoff.bootstrap.wiring import secret_key
-from signoff.review.links import same_secret
+from signoff.gates.links import same_secret
 from signoff.server.identity import SignedIn
 from signoff.server.passwords import verify_password
 from signoff.server.ui.layout import PageError, PageRoute, printable, safe_next, show

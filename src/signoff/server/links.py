@@ -24,8 +24,8 @@ from signoff.domain.records import AuditEvent, GateRecord, LinkToken, TaskRunRec
 from signoff.domain.states import TaskRunState
 from signoff.engine.engine import new_id
 from signoff.errors import GateClosedError, NotATargetError, NotFoundError, SignoffError
-from signoff.review.decide import decide_gate
-from signoff.review.links import LinkError, LinkGoneError, token_hash
+from signoff.gates.decide import decide_gate
+from signoff.gates.links import LinkError, LinkGoneError, token_hash
 from signoff.server.auth import signed_in
 from signoff.server.deps import AppDep, WorkerDep
 from signoff.server.pages import message_page, render

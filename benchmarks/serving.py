@@ -38,8 +38,8 @@ from signoff.bootstrap import Settings, build_app
 from signoff.domain.specs import DeploySpec, FlowSpec, GatePolicy, ParamSpec, TaskKind, TaskSpec
 from signoff.endpoints import LocalEndpointRunner
 from signoff.engine.engine import new_id
+from signoff.gates.decide import decide
 from signoff.registry.flavors import folder_digest, load_model
-from signoff.review.decide import decide
 
 FEATURES = (
     "user_age", "user_activity", "user_history_size", "item_popularity",

@@ -28,7 +28,7 @@ from signoff.domain.ports import FiringState
 from signoff.domain.states import RunState
 from signoff.endpoints.local import LocalEndpointRunner
 from signoff.engine.engine import new_id
-from signoff.review.decide import decide
+from signoff.gates.decide import decide
 from signoff.scheduling import Scheduler, schedule_view
 
 pytestmark = pytest.mark.e2e

@@ -29,7 +29,7 @@ from signoff.bootstrap import App, Settings, build_app
 from signoff.domain.audit import GENESIS, KEYED, LEGACY, entry_hash
 from signoff.engine.engine import new_id
 from signoff.errors import NotATargetError
-from signoff.review.decide import decide
+from signoff.gates.decide import decide
 from signoff.spec import load_flow
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from prometheus_text import Samples
 
 from signoff.endpoints import EndpointProcess, LocalEndpointRunner
 from signoff.errors import ExecutionError
@@ -90,7 +91,8 @@ def test_start_predict_stop(runner: LocalEndpointRunner, model_dir: Path) -> Non
         assert len(body["predictions"]) == len(ROWS)
         assert client.post("/predict", json=[{"x1": 1}]).status_code == 422
         assert client.get("/version").json()["digest"] == digest
-        assert 'status="422"} 1' in client.get("/metrics").text
+        metrics = Samples(client.get("/metrics").text)
+        assert metrics("signoff_requests_total", endpoint="churn", version="v1", status="422") == 1
 
     runner.stop(endpoint.pid)
     assert not runner.is_alive(endpoint.pid)

@@ -12,7 +12,7 @@ from signoff.bootstrap import App, Settings, build_app
 from signoff.domain.states import RunState, TaskRunState
 from signoff.engine.engine import new_id
 from signoff.errors import GateClosedError, NotATargetError, SignoffError
-from signoff.review.decide import decide
+from signoff.gates.decide import decide
 from signoff.spec import load_flow
 
 TINY = Path(__file__).parents[1] / "resources" / "flows" / "tiny" / "flow.yaml"

@@ -13,7 +13,7 @@ from signoff.bootstrap import App, Settings, build_app
 from signoff.domain.states import RunState
 from signoff.engine.engine import RunBusyError, new_id
 from signoff.errors import ConflictError, GateClosedError
-from signoff.review.decide import decide
+from signoff.gates.decide import decide
 from signoff.spec import load_flow
 
 ENGINE = Path(__file__).parents[1] / "resources" / "engine"

@@ -19,7 +19,7 @@ from signoff.bootstrap import App, Settings, build_app
 from signoff.domain.states import RunState, TaskRunState
 from signoff.engine.engine import new_id
 from signoff.errors import GateClosedError
-from signoff.review.decide import decide
+from signoff.gates.decide import decide
 from signoff.spec import load_flow
 
 

@@ -17,7 +17,7 @@ from signoff.domain.records import UserRecord
 from signoff.domain.states import RunState, TaskRunState
 from signoff.engine.engine import new_id
 from signoff.errors import GateClosedError, NotATargetError, SignoffError
-from signoff.review.decide import DecisionResult, decide
+from signoff.gates.decide import DecisionResult, decide
 from signoff.spec import load_flow
 
 CLOSED_GATE = "decision on a gate already decided, expired or superseded"

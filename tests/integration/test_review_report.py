@@ -21,8 +21,8 @@ import pytest
 from signoff.bootstrap import App, Settings, build_app
 from signoff.domain.states import RunState
 from signoff.engine.engine import new_id
-from signoff.review.decide import decide
-from signoff.review.report import text_summary, write_report
+from signoff.gates.decide import decide
+from signoff.report.report import text_summary, write_report
 from signoff.spec import load_flow
 
 FLOW = Path(__file__).resolve().parents[2] / "examples" / "recsys" / "flow.yaml"

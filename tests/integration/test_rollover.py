@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from prometheus_text import Samples
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
@@ -296,11 +297,10 @@ def test_canary_split_is_observed_then_completed(
     assert 0.10 <= seen["v2"] / 1000 <= 0.30, seen
     state = runner.state("churn", url)
     assert {v.model_version: v.requests for v in state.versions} == seen
-    metrics = httpx.get(f"{url}/metrics", trust_env=False).text
-    assert f'signoff_requests_total{{endpoint="churn",version="v2",status="200"}} {seen["v2"]}' in (
-        metrics
-    )
-    assert 'signoff_traffic_share{endpoint="churn",version="v2"} 0.2' in metrics
+    metrics = Samples(httpx.get(f"{url}/metrics", trust_env=False).text)
+    labels = {"endpoint": "churn", "version": "v2"}
+    assert metrics("signoff_requests_total", **labels, status="200") == seen["v2"]
+    assert metrics("signoff_traffic_share", **labels) == 0.2
 
     promoted = _rollover(runner, url, models, "v2")
     assert (promoted.previous, promoted.traffic) == ("v1", {"v2": 100})
@@ -401,7 +401,9 @@ def test_prediction_log_and_feedback_round_trip(
                 "/feedback", content=b"{", headers={"content-type": "application/json"}
             )
             assert bad_json.status_code == 400
-            assert "signoff_predictions_logged_total" in client.get("/metrics").text
+            metrics = Samples(client.get("/metrics").text)
+            assert metrics.has("signoff_predictions_logged_total", endpoint="churn")
+            assert metrics("signoff_predictions_dropped_total", endpoint="churn") == 0
         logged = {p.id: p for p in store.list_predictions("churn")}
         assert set(ids) <= set(logged)
         first = logged[ids[0]]

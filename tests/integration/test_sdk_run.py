@@ -16,7 +16,7 @@ import pytest
 from signoff.bootstrap import App, Settings, build_app
 from signoff.domain.states import RunState
 from signoff.engine.engine import new_id
-from signoff.review.decide import decide
+from signoff.gates.decide import decide
 
 SDK = Path(__file__).resolve().parents[1] / "resources" / "sdk"
 

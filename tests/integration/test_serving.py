@@ -12,11 +12,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
+from prometheus_text import INF, Samples
 from starlette.exceptions import StarletteDeprecationWarning
 
 from signoff.registry.flavors import LoadedModel, folder_digest, load_model, save_model
 from signoff.serving import create_app
 from signoff.serving.app import MAX_BODY_BYTES, MAX_ROWS
+from signoff.serving.metrics import MetricsRow, VersionMetrics, metrics_registry, render_metrics
 
 with warnings.catch_warnings():
     # Starlette 1.x wants the `httpx2` fork for its test client; plain httpx still works.
@@ -286,39 +292,84 @@ def test_metrics_count_requests_by_status(client: TestClient, sklearn_dir: Path)
 
     response = client.get("/metrics")
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    samples = _parse_prometheus(response.text)
-    labels = 'endpoint="churn",version="v3"'
-    assert samples[f'signoff_requests_total{{{labels},status="200"}}'] == 3
-    assert samples[f'signoff_requests_total{{{labels},status="422"}}'] == 1
-    assert samples[f'signoff_requests_total{{{labels},status="400"}}'] == 1
-    assert samples[f"signoff_request_latency_seconds_count{{{labels}}}"] == 5
-    assert samples[f'signoff_request_latency_seconds_bucket{{{labels},le="+Inf"}}'] == 5
-    assert samples[f"signoff_request_latency_seconds_sum{{{labels}}}"] > 0
+    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    samples = Samples(response.text)
+    labels = {"endpoint": "churn", "version": "v3"}
+    assert samples("signoff_requests_total", **labels, status="200") == 3
+    assert samples("signoff_requests_total", **labels, status="422") == 1
+    assert samples("signoff_requests_total", **labels, status="400") == 1
+    assert samples("signoff_model_errors_total", **labels) == 0
+    assert samples("signoff_request_latency_seconds_count", **labels) == 5
+    assert samples("signoff_request_latency_seconds_bucket", **labels, le=INF) == 5
+    assert samples("signoff_request_latency_seconds_sum", **labels) > 0
     buckets = [
-        samples[f'signoff_request_latency_seconds_bucket{{{labels},le="{le}"}}']
-        for le in ("0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "+Inf")
+        samples("signoff_request_latency_seconds_bucket", **labels, le=le)
+        for le in (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, INF)
     ]
     assert buckets == sorted(buckets)  # cumulative
     digest = folder_digest(sklearn_dir)
-    assert samples[f'signoff_model_info{{{labels},digest="{digest}"}}'] == 1
+    assert samples("signoff_model_info", **labels, digest=digest) == 1
+    assert samples("signoff_traffic_share", **labels) == 1
+    assert samples.types["signoff_request_latency_seconds"] == "histogram"
+    assert samples.types["signoff_requests"] == "counter"
     assert "# TYPE signoff_request_latency_seconds histogram" in response.text
     assert "# TYPE signoff_requests_total counter" in response.text
-
-
-def _parse_prometheus(text: str) -> dict[str, float]:
-    samples: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, value = line.rsplit(" ", 1)
-            samples[key] = float(value)
-    return samples
+    assert "_created" not in response.text  # no series beyond the ones documented
+    assert not samples.has("signoff_predictions_logged_total", endpoint="churn")
 
 
 def test_metrics_labels_are_escaped(sklearn_dir: Path, sklearn_model: LoadedModel) -> None:
     client = TestClient(create_app('we"ird\\name', sklearn_model, "v\n1", "abc"))
     text = client.get("/metrics").text
-    assert 'signoff_model_info{endpoint="we\\"ird\\\\name",version="v\\n1",digest="abc"} 1' in text
+    assert 'endpoint="we\\"ird\\\\name"' in text  # escaped on the wire ...
+    assert 'version="v\\n1"' in text
+    samples = Samples(text)  # ... and read back as they were
+    assert samples("signoff_model_info", endpoint='we"ird\\name', version="v\n1", digest="abc") == 1
+
+
+def test_each_app_counts_in_its_own_registry(sklearn_dir: Path, sklearn_model: LoadedModel) -> None:
+    digest = folder_digest(sklearn_dir)
+    first = TestClient(create_app("churn", sklearn_model, "v1", digest))
+    second = TestClient(create_app("churn", sklearn_model, "v1", digest))
+    for _ in range(2):
+        assert _post(first, [GOOD]).status_code == 200
+    assert _post(second, [GOOD]).status_code == 200
+    labels = {"endpoint": "churn", "version": "v1", "status": "200"}
+    assert Samples(first.get("/metrics").text)("signoff_requests_total", **labels) == 2
+    assert Samples(second.get("/metrics").text)("signoff_requests_total", **labels) == 1
+    # nothing went to the process-wide default registry
+    assert REGISTRY.get_sample_value("signoff_requests_total", labels) is None
+    assert not any(m.name.startswith("signoff_") for m in REGISTRY.collect())
+
+
+def test_metrics_speak_openmetrics_to_a_scraper_that_asks(client: TestClient) -> None:
+    assert _post(client, [GOOD]).status_code == 200
+    response = client.get(
+        "/metrics", headers={"accept": "application/openmetrics-text; version=1.0.0"}
+    )
+    assert response.headers["content-type"].startswith("application/openmetrics-text")
+    assert response.text.endswith("# EOF\n")
+    families = {f.name: f for f in openmetrics_families(response.text)}
+    (sample,) = [s for s in families["signoff_requests"].samples if s.name.endswith("_total")]
+    assert (sample.labels["status"], sample.value) == ("200", 1)
+
+
+def test_unloaded_versions_leave_the_metrics() -> None:
+    v1, v2 = VersionMetrics(), VersionMetrics()
+    v1.observe(200, 0.002)
+    v2.observe(500, 0.02)
+    rows = [MetricsRow("v1", "d1", 80, v1), MetricsRow("v2", "d2", 20, v2)]
+    registry = metrics_registry("churn", lambda: rows)
+    body, _ = render_metrics(registry, None)
+    samples = Samples(body.decode())
+    assert samples("signoff_traffic_share", endpoint="churn", version="v2") == 0.2
+    assert samples("signoff_model_errors_total", endpoint="churn", version="v2") == 1
+    assert (v2.requests, v2.errors, v1.requests, v1.errors) == (1, 1, 1, 0)
+    rows.pop()  # v2 unloaded
+    body, _ = render_metrics(registry, None)
+    versions = {s["version"] for s in Samples(body.decode()).label_sets("signoff_model_info")}
+    assert versions == {"v1"}
+    assert "v2" not in body.decode()
 
 
 # --- the process entry point -------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from signoff.review.drift import (
+from signoff.stats.drift import (
     EPSILON,
     TrainingSample,
     compare_samples,

@@ -88,7 +88,7 @@ def test_digest_is_over_relative_paths_and_contents(data_dir: Path, tmp_path: Pa
     fp = fingerprint_path(data_dir)
     expected = hashlib.sha256()
     for entry in sorted(fp["entries"], key=lambda e: e["path"]):
-        expected.update(f"{entry['path']}\0{entry['sha256']}\n".encode())
+        expected.update(f"{entry['path']}\0{entry['sha256']}\0".encode())
     assert fp["digest"] == expected.hexdigest()
 
     moved = tmp_path / "elsewhere"
@@ -181,3 +181,36 @@ def test_large_csv_rows_are_counted_by_streaming(tmp_path: Path) -> None:
     fp = fingerprint_path(path)
     assert fp["rows"] == 300_000
     assert os.path.getsize(path) == fp["bytes"]
+
+
+def test_the_digest_is_the_one_the_engine_records_for_a_task_output(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    # the engine ingests a task's output into artifact records; their folder fingerprint is
+    # what cache keys, reproductions and the review report compare: it must be this digest
+    from signoff.domain.records import RunRecord, TaskRunRecord
+    from signoff.domain.specs import TaskKind
+    from signoff.domain.states import RunState, TaskRunState
+    from signoff.engine.artifacts import folder_fingerprint
+    from signoff.engine.ingest import read_outputs
+    from signoff.report.datasets import describe_output
+
+    work = tmp_path / "task"
+    (work / "output").mkdir(parents=True)
+    for file in data_dir.rglob("*"):
+        if file.is_file():
+            target = work / "output" / file.relative_to(data_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(file.read_bytes())
+    run = RunRecord("r1", "f", "h", RunState.RUNNING, 0, {}, "me", str(tmp_path), 1.0, 1.0)
+    tr = TaskRunRecord(
+        "t1", "r1", "data", -1, TaskKind.DATA, {}, TaskRunState.RUNNING, 0, 1, str(work), 1.0
+    )
+    outputs = read_outputs(
+        run, tr, now=2.0, new_id=lambda: "x", artifacts_root=tmp_path / "artifacts"
+    )
+    digest = fingerprint_path(work / "output")["digest"]
+    assert folder_fingerprint(outputs.artifacts) == digest
+    described = describe_output(work / "output", outputs.artifacts)
+    assert described["digest"] == digest
+    assert described["rows"] == fingerprint_path(work / "output")["rows"]

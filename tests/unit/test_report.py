@@ -26,8 +26,9 @@ from signoff.domain.records import (
 from signoff.domain.specs import ConditionSpec, FlowSpec, GatePolicy, ParamSpec, TaskKind, TaskSpec
 from signoff.domain.states import RunState, TaskRunState
 from signoff.errors import NotFoundError
-from signoff.review import plots
-from signoff.review.report import FORMAT, build_report, read_report, text_summary, write_report
+from signoff.report import plots
+from signoff.report.report import FORMAT, build_report, read_report, text_summary, write_report
+from signoff.stats import curves
 
 SVG = "{http://www.w3.org/2000/svg}"
 T0 = 1_700_000_000.0
@@ -346,7 +347,7 @@ def test_report_keys_and_figures(scenario: tuple[FakeStore, RunRecord, ModelVers
 
     fig = r["figures"]
     assert fig["challenger"]["roc"]["auc"] > fig["champion"]["roc"]["auc"] > 0.5
-    assert len(fig["challenger"]["roc"]["points"]) <= plots.MAX_POINTS
+    assert len(fig["challenger"]["roc"]["points"]) <= curves.MAX_POINTS
     conf = fig["challenger"]["confusion"]
     assert conf["tp"] + conf["fp"] + conf["tn"] + conf["fn"] == 600
     assert [f["name"] for f in fig["feature_importance"]["features"]] == ["spend", "age"]
@@ -472,38 +473,38 @@ def _svg(markup: str) -> ET.Element:
 def test_roc_and_pr_of_a_perfect_ranking() -> None:
     y = np.array([1, 1, 0, 0])
     score = np.array([0.9, 0.8, 0.2, 0.1])
-    roc = plots.roc_curve(y, score)
-    pr = plots.pr_curve(y, score)
+    roc = curves.roc_curve(y, score)
+    pr = curves.pr_curve(y, score)
     assert roc is not None
     assert pr is not None
     assert roc["auc"] == 1.0
     assert roc["points"] == [[0.0, 0.0], [0.0, 0.5], [0.0, 1.0], [0.5, 1.0], [1.0, 1.0]]
     assert pr["average_precision"] == 1.0
-    assert plots.roc_curve([1, 1], [0.1, 0.2]) is None
-    assert plots.pr_curve([0, 0], [0.1, 0.2]) is None
+    assert curves.roc_curve([1, 1], [0.1, 0.2]) is None
+    assert curves.pr_curve([0, 0], [0.1, 0.2]) is None
 
 
 def test_roc_area_matches_the_rank_statistic() -> None:
     rng = np.random.default_rng(0)
     y = rng.random(3000) < 0.2
     score = np.round(rng.random(3000) + 0.3 * y, 2)  # ties included
-    roc = plots.roc_curve(y, score)
+    roc = curves.roc_curve(y, score)
     assert roc is not None
     pos, neg = score[y], score[~y]
     pairs = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
     assert roc["auc"] == pytest.approx(pairs, abs=1e-6)
-    assert len(roc["points"]) <= plots.MAX_POINTS
+    assert len(roc["points"]) <= curves.MAX_POINTS
     assert roc["points"][0] == [0.0, 0.0]
     assert roc["points"][-1] == [1.0, 1.0]
 
 
 def test_downsample_keeps_ends_and_limit() -> None:
     points = [(float(i), float(i)) for i in range(1000)]
-    out = plots.downsample(points, 200)
+    out = curves.downsample(points, 200)
     assert len(out) == 200
     assert out[0] == points[0]
     assert out[-1] == points[-1]
-    assert plots.downsample(points[:5], 200) == points[:5]
+    assert curves.downsample(points[:5], 200) == points[:5]
 
 
 def test_curve_svg_has_one_polyline_per_series_with_the_points() -> None:
@@ -520,7 +521,7 @@ def test_curve_svg_has_one_polyline_per_series_with_the_points() -> None:
 
 
 def test_confusion_svg_shows_the_four_counts() -> None:
-    counts = plots.confusion_counts([1, 0, 1, 0, 1], [0.9, 0.7, 0.2, 0.1, 0.5])
+    counts = curves.confusion_counts([1, 0, 1, 0, 1], [0.9, 0.7, 0.2, 0.1, 0.5])
     assert counts == {"threshold": 0.5, "tp": 2, "fp": 1, "fn": 1, "tn": 1}
     root = _svg(plots.confusion_svg("at 0.5", counts))
     texts = [t.text for t in root.iter(f"{SVG}text")]

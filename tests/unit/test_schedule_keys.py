@@ -11,8 +11,8 @@ import pytest
 from signoff.domain.specs import Catchup, FlowSpec, Overlap, ScheduleSpec, TriggerKind
 from signoff.errors import SignoffError, SpecError, SpecIssue
 from signoff.scheduling.data_watch import changes, snapshot
-from signoff.scheduling.quality import accuracy, auc, ndcg, quality_metric, rmse
 from signoff.spec import flow_json_schema, parse_flow, parse_rules
+from signoff.stats.quality import accuracy, auc, ndcg, quality_metric, rmse
 
 TASKS = "tasks:\n  - title: t\n    command: c\n"
 

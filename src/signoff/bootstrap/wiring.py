@@ -25,10 +25,10 @@ from signoff.endpoints.local import LocalEndpointRunner
 from signoff.engine import Engine, EngineObserver
 from signoff.engine.engine import new_id
 from signoff.executors.local import LocalExecutor, stop_leftover
+from signoff.gates.audit import AuditReport, verify_audit
+from signoff.gates.gating import GateService
+from signoff.gates.links import LinkSigner
 from signoff.notify import OutboxNotifier, SmtpNotifier, WebhookNotifier
-from signoff.review.audit import AuditReport, verify_audit
-from signoff.review.gating import GateService
-from signoff.review.links import LinkSigner
 from signoff.store.anchor import FileAnchor, UrlAnchor, checkpoint_file
 from signoff.store.sql import SqlStore, open_store
 

@@ -3,76 +3,18 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
-from signoff.cli.progress import STATE_STYLE
+from signoff.cli.run_table import log_tail, run_view
 from signoff.domain.ports import Store
-from signoff.domain.records import RunRecord, TaskRunRecord
-from signoff.domain.specs import FlowSpec
-from signoff.domain.states import RunState, TaskRunState
+from signoff.domain.records import RunRecord
+from signoff.domain.states import RunState
 
-__all__ = ["follow_run", "log_tail", "run_view", "task_layers"]
+__all__ = ["follow_run"]
 
 _POLL = 0.5
-
-
-def task_layers(spec: FlowSpec) -> list[list[str]]:
-    """Tasks grouped by depth in the DAG (a task sits one layer below its deepest upstream)."""
-    depth: dict[str, int] = {}
-    remaining = list(spec.tasks)
-    while remaining:
-        progressed = False
-        for task in list(remaining):
-            if all(up in depth for up in task.depends_on):
-                depth[task.name] = 1 + max((depth[u] for u in task.depends_on), default=-1)
-                remaining.remove(task)
-                progressed = True
-        if not progressed:  # cannot happen for a validated flow; show the rest flat
-            for task in remaining:
-                depth[task.name] = 0
-            break
-    layers: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
-    for task in spec.tasks:
-        layers[depth[task.name]].append(task.name)
-    return layers
-
-
-def run_view(run: RunRecord, spec: FlowSpec, trs: list[TaskRunRecord], tail: list[str]) -> Group:
-    table = Table(title=f"run {run.id} · {run.flow_name} · {run.state}", title_justify="left")
-    table.add_column("step")
-    table.add_column("task")
-    table.add_column("state")
-    table.add_column("attempt")
-    table.add_column("note", overflow="fold", max_width=50)
-    for depth, names in enumerate(task_layers(spec)):
-        for name in names:
-            for tr in (t for t in trs if t.task_name == name):
-                style = STATE_STYLE.get(tr.state.value, "")
-                table.add_row(
-                    str(depth + 1),
-                    tr.label,
-                    f"[{style}]{tr.state}[/]",
-                    str(tr.attempt),
-                    tr.reason or "",
-                )
-    return Group(table, Text("\n".join(tail), style="dim"))
-
-
-def log_tail(trs: list[TaskRunRecord], lines: int = 6) -> list[str]:
-    out: list[str] = []
-    for tr in trs:
-        if tr.state is not TaskRunState.RUNNING:
-            continue
-        log = Path(tr.work_dir) / "stdout.log"
-        if log.is_file():
-            text = log.read_text(errors="replace").splitlines()[-lines:]
-            out.extend(f"{tr.label} | {line}" for line in text)
-    return out[-lines * 2 :]
 
 
 def _settled(run: RunRecord) -> bool:

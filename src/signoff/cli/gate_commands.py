@@ -1,4 +1,4 @@
-"""Commands for people and governance: server, users, groups, outbox, audit, gate timers."""
+"""Commands for people and governance: server, outbox, and the users, groups and audit groups."""
 
 from __future__ import annotations
 
@@ -10,20 +10,23 @@ import typer
 from rich.table import Table
 
 from signoff.bootstrap import build_app
-from signoff.cli.commands import JsonOpt, _print_json, _settings, app, err, gates_app, out
+from signoff.cli.console import JsonOpt, err, out, print_json, read_settings
 from signoff.domain.records import UserRecord
 from signoff.errors import NotFoundError, SignoffError
 
-__all__: list[str] = []
+__all__ = ["ROLES", "audit_app", "groups_app", "register", "users_app"]
 
 users_app = typer.Typer(help="Users who start runs and decide gates.", no_args_is_help=True)
 groups_app = typer.Typer(help="Groups of approvers (targets like group:leads).")
 audit_app = typer.Typer(help="The hash-chained audit log of every gate event.")
-app.add_typer(users_app, name="users")
-app.add_typer(groups_app, name="groups")
-app.add_typer(audit_app, name="audit")
 
 ROLES = ("admin", "editor", "approver", "viewer")
+
+
+def register(cli: typer.Typer) -> None:
+    """Add ``outbox`` and ``server`` to ``cli`` (the groups are added by the builder)."""
+    for command in (outbox, server):
+        cli.command()(command)
 
 
 # ------------------------------------------------------------------------- users
@@ -47,7 +50,7 @@ def users_add(
 
         secret = typer.prompt("password", hide_input=True, confirmation_prompt=True)
         password_hash = hash_password(secret)
-    app_ = build_app(_settings())
+    app_ = build_app(read_settings())
     try:
         app_.store.add_user(
             UserRecord(name=name, email=email, roles=roles, active=True, created_at=time.time()),
@@ -61,7 +64,7 @@ def users_add(
 @users_app.command("list")
 def users_list(as_json: JsonOpt = False) -> None:
     """List users."""
-    app_ = build_app(_settings())
+    app_ = build_app(read_settings())
     try:
         users = app_.store.list_users()
         rows = [
@@ -69,7 +72,7 @@ def users_list(as_json: JsonOpt = False) -> None:
             for u in users
         ]
         if as_json:
-            _print_json(rows)
+            print_json(rows)
             return
         table = Table()
         for col in ("user", "e-mail", "roles", "active"):
@@ -97,7 +100,7 @@ def users_token(
     """
     from signoff.server.tokens import issue_token
 
-    app_ = build_app(_settings())
+    app_ = build_app(read_settings())
     try:
         token = issue_token(
             app_.store,
@@ -120,7 +123,7 @@ def groups_add(
 ) -> None:
     """Create or replace a group."""
     names = [m.strip() for m in members.split(",") if m.strip()]
-    app_ = build_app(_settings())
+    app_ = build_app(read_settings())
     try:
         unknown = [m for m in names if app_.store.get_user(m) is None]
         if unknown:
@@ -136,11 +139,11 @@ def groups_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List groups and their members."""
     if ctx.invoked_subcommand is not None:
         return
-    app_ = build_app(_settings())
+    app_ = build_app(read_settings())
     try:
         groups = app_.store.groups()
         if as_json:
-            _print_json(groups)
+            print_json(groups)
         elif not groups:
             out.print("no groups yet")
         else:
@@ -151,13 +154,12 @@ def groups_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 
 # ------------------------------------------------------------------------ outbox
-@app.command()
 def outbox(as_json: JsonOpt = False) -> None:
     """List the e-mails written to the local outbox (when no SMTP server is set)."""
     import email
     from email import policy
 
-    settings = _settings()
+    settings = read_settings()
     folder = settings.resolved_home / "outbox"
     files = sorted(folder.glob("*.eml")) if folder.is_dir() else []
     rows = []
@@ -165,7 +167,7 @@ def outbox(as_json: JsonOpt = False) -> None:
         msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
         rows.append({"file": str(path), "to": msg["To"], "subject": msg["Subject"]})
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     if not rows:
         out.print(f"the outbox ({folder}) is empty")
@@ -192,11 +194,11 @@ def audit_verify(
     Catches an entry edited, deleted, reordered, forged or recomputed, the last entries
     deleted, and a decision row edited, deleted or inserted outside signoff.
     """
-    app_ = build_app(_settings())
+    app_ = build_app(read_settings())
     try:
         report = app_.verify_audit(checkpoints)
         if as_json:
-            _print_json(
+            print_json(
                 {
                     "entries": report.entries,
                     "intact": report.intact,
@@ -231,12 +233,12 @@ def audit_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the audit log (all of it, or one run's)."""
-    app_ = build_app(_settings())
+    app_ = build_app(read_settings())
     try:
         rid = app_.store.get_run(run_id).id if run_id else None
         entries = app_.store.list_audit(rid)
         if as_json:
-            _print_json(
+            print_json(
                 [
                     {
                         "seq": e.seq,
@@ -266,21 +268,7 @@ def audit_show(
         app_.close()
 
 
-# -------------------------------------------------------------------------- gates
-@gates_app.command("tick")
-def gates_tick() -> None:
-    """Run the gate timers once: expire overdue gates (never approving) and send reminders."""
-    app_ = build_app(_settings())
-    try:
-        expired = app_.gates.expire_due()
-        reminded = app_.gates.remind_due()
-        out.print(f"{len(expired)} gate(s) expired, {len(reminded)} reminder(s) sent")
-    finally:
-        app_.close()
-
-
 # ------------------------------------------------------------------------ server
-@app.command()
 def server(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8765,
@@ -297,7 +285,7 @@ def server(
     from signoff.server import create_app
     from signoff.server.worker import Worker
 
-    app_ = build_app(_settings())
+    app_ = build_app(read_settings())
     worker = None
     if not (no_worker and no_timers):
         worker = Worker(app_, drive=not no_worker, timers=not no_timers)

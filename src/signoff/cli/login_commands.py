@@ -11,11 +11,17 @@ import typer
 
 from signoff.bootstrap import build_app
 from signoff.cli.auth import credentials, prove_password
-from signoff.cli.commands import _settings, app, err, out
+from signoff.cli.console import err, out, read_settings
 from signoff.errors import SignoffError
 from signoff.server.tokens import issue_token
 
-__all__: list[str] = []
+__all__ = ["register"]
+
+
+def register(cli: typer.Typer) -> None:
+    """Add ``login`` and ``logout`` to ``cli``."""
+    for command in (login, logout):
+        cli.command()(command)
 
 
 def _password(name: str, from_stdin: bool) -> str:
@@ -29,7 +35,6 @@ def _password(name: str, from_stdin: bool) -> str:
     return str(typer.prompt(f"password of {name}", hide_input=True))
 
 
-@app.command()
 def login(
     name: Annotated[str, typer.Argument(help="Your user name.")],
     password_stdin: Annotated[
@@ -41,7 +46,7 @@ def login(
     token for NAME is kept in the credentials file (mode 0600) for later commands."""
     if not 0 < days <= 365:
         raise SignoffError("--days must be between 0 and 365")
-    settings = _settings()
+    settings = read_settings()
     secret = _password(name, password_stdin)
     saved = credentials(settings)
     if settings.server_url:
@@ -88,10 +93,9 @@ def _remote_login(url: str, name: str, password: str, days: float) -> dict[str, 
     return body
 
 
-@app.command()
 def logout() -> None:
     """Forget the saved login for this store (or server) and revoke its token."""
-    settings = _settings()
+    settings = read_settings()
     saved = credentials(settings)
     if settings.server_url:
         where = settings.server_url.rstrip("/")

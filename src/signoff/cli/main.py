@@ -6,6 +6,7 @@ import sys
 
 from rich.console import Console
 
+from signoff.cli.commands import app
 from signoff.errors import SignoffError
 
 __all__ = ["main"]
@@ -13,15 +14,6 @@ __all__ = ["main"]
 
 def main() -> None:
     """Run the CLI; a user mistake never prints a traceback."""
-    import signoff.cli.schedule_commands
-    import signoff.cli.serving_commands  # noqa: F401  (registers its commands)
-    from signoff.cli import (  # noqa: F401  (register commands)
-        gate_commands,
-        login_commands,
-        review_commands,
-    )
-    from signoff.cli.commands import app
-
     try:
         app()
     except SignoffError as exc:

@@ -10,24 +10,12 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.table import Table
 
+from signoff.bootstrap import App
+from signoff.cli.run_table import log_tail, run_view
 from signoff.domain.records import GateRecord, RunRecord, TaskRunRecord
 from signoff.domain.specs import FlowSpec
 
-__all__ = ["ProgressObserver", "STATE_STYLE"]
-
-STATE_STYLE = {
-    "pending": "dim",
-    "queued": "cyan",
-    "running": "bold blue",
-    "succeeded": "green",
-    "approved": "green",
-    "failed": "bold red",
-    "rejected": "red",
-    "expired": "red",
-    "cancelled": "yellow",
-    "skipped": "dim",
-    "waiting_for_approval": "bold magenta",
-}
+__all__ = ["ProgressObserver", "drive_with_progress"]
 
 
 class ProgressObserver:
@@ -63,8 +51,6 @@ class ProgressObserver:
                 self._live = None
 
     def _table(self) -> RenderableType:
-        from signoff.cli.follow import log_tail, run_view
-
         if self.run is None or self.spec is None:
             return Table()
         trs = list(self.tasks.values())
@@ -90,3 +76,13 @@ class ProgressObserver:
 
     def on_gate_opened(self, gate: GateRecord) -> None:
         self.gates.append(gate)
+
+
+def drive_with_progress(app: App, run_id: str, console: Console, *, quiet: bool) -> None:
+    """Drive a run in this process, drawing its task states on ``console`` as they change."""
+    observer = ProgressObserver(console, quiet=quiet)
+    run = app.store.get_run(run_id)
+    observer.seed(run, app.store.list_task_runs(run_id), app.store.get_flow(run.flow_hash))
+    app.engine.observer = observer
+    with observer.showing():
+        app.engine.drive(run_id)

@@ -16,10 +16,11 @@ from urllib.parse import quote
 
 import httpx
 from rich.console import Console
+from rich.text import Text
 
 from signoff.bootstrap import Settings
 from signoff.cli.auth import Credentials
-from signoff.cli.progress import STATE_STYLE
+from signoff.cli.run_table import STATE_STYLE
 from signoff.domain.records import RunRecord
 from signoff.domain.states import RunState
 from signoff.errors import ConflictError, NotATargetError, NotFoundError, SignoffError
@@ -193,8 +194,9 @@ def run_summary(detail: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _styled(state: str) -> str:
-    return f"[{STATE_STYLE.get(state, '')}]{state}[/]"
+def _styled(state: str) -> Text:
+    """A state as text, coloured when it has a style (any string prints, never as markup)."""
+    return Text(str(state), style=STATE_STYLE.get(state, ""))
 
 
 def follow(
@@ -286,28 +288,44 @@ def print_outcome(console: Console, detail: dict[str, Any], cmd: str) -> None:
     """The closing lines after a run moved: where it stands and what to do next."""
     state, reason = detail["state"], detail["reason"]
     console.print(
-        f"run [bold]{detail['run_id']}[/] is {_styled(state)}"
-        + (f" ({reason})" if reason and state != RunState.SUCCEEDED.value else "")
+        Text.assemble(
+            "run ",
+            (str(detail["run_id"]), "bold"),
+            " is ",
+            _styled(state),
+            f" ({reason})" if reason and state != RunState.SUCCEEDED.value else "",
+        )
     )
     if state == RunState.WAITING_FOR_APPROVAL.value:
         for g in detail["gates"]:
             if g["state"] != "waiting_for_approval":
                 continue
             console.print(
-                f"\nThe run waits at gate [bold]{g['task']}[/] for {', '.join(g['targets'])}; "
-                "it holds no process while it waits."
+                Text.assemble(
+                    "\nThe run waits at gate ",
+                    (str(g["task"]), "bold"),
+                    f" for {', '.join(g['targets'])}; it holds no process while it waits.",
+                )
             )
             if g["report_html"]:
-                console.print(f"  review report: {g['report_html']}")
+                console.print(Text(f"  review report: {g['report_html']}"))
             run_id = detail["run_id"]
-            console.print(f"  approve: {cmd} approve {run_id} --comment 'looks good'")
-            console.print(f"  reject:  {cmd} reject {run_id} --comment 'why not'")
-            console.print(f"  details: {cmd} show {run_id}")
+            for line in (
+                f"  approve: {cmd} approve {run_id} --comment 'looks good'",
+                f"  reject:  {cmd} reject {run_id} --comment 'why not'",
+                f"  details: {cmd} show {run_id}",
+            ):
+                console.print(Text(line))
     for task in detail["tasks"]:
         if task["state"] == "succeeded" and "endpoint" in task["result"]:
             r = task["result"]
             console.print(
-                f"endpoint [bold]{r['endpoint']}[/] serves {r['model_version']} at {r['url']}\n"
-                f"  try: curl -s -X POST {r['url']}/predict -H 'content-type: application/json' "
-                "-d @request.json   (see examples/recsys/README.md)"
+                Text.assemble(
+                    "endpoint ",
+                    (str(r["endpoint"]), "bold"),
+                    f" serves {r['model_version']} at {r['url']}\n",
+                    f"  try: curl -s -X POST {r['url']}/predict "
+                    "-H 'content-type: application/json' "
+                    "-d @request.json   (see examples/recsys/README.md)",
+                )
             )

@@ -1,7 +1,4 @@
-"""``signoff review RUN``: where a run's review report is, and what it says in a few lines.
-
-Importing this module registers the command on the ``signoff`` Typer app.
-"""
+"""``signoff review RUN``: where a run's review report is, and what it says in a few lines."""
 
 from __future__ import annotations
 
@@ -13,12 +10,17 @@ from typing import Annotated, Any
 import typer
 
 from signoff.bootstrap import App, Settings, build_app
-from signoff.cli.commands import JsonOpt, app, out
+from signoff.cli.console import JsonOpt, out
 from signoff.domain.records import GateRecord
 from signoff.errors import NotFoundError
-from signoff.review.report import read_report, text_summary
+from signoff.report.report import read_report, text_summary
 
-__all__ = ["review", "review_view"]
+__all__ = ["register", "review", "review_view"]
+
+
+def register(cli: typer.Typer) -> None:
+    """Add ``review`` to ``cli``."""
+    cli.command()(review)
 
 
 def _gate_with_report(app_: App, run_id: str) -> GateRecord:
@@ -56,7 +58,6 @@ def review_view(gate: GateRecord) -> dict[str, Any]:
     }
 
 
-@app.command()
 def review(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
     as_json: JsonOpt = False,

@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 
 from signoff.bootstrap import App, build_app
-from signoff.cli.commands import JsonOpt, _print_json, _settings, app, out
+from signoff.cli.console import JsonOpt, out, print_json, read_settings
 from signoff.errors import SignoffError
 from signoff.scheduling import (
     Scheduler,
@@ -28,7 +28,7 @@ from signoff.scheduling import (
 )
 from signoff.spec import load_flow, parse_rules
 
-__all__: list[str] = []
+__all__ = ["register", "schedule_app", "triggers_app"]
 
 schedule_app = typer.Typer(
     help="Flows that start by themselves: cron schedules in a time zone.",
@@ -38,10 +38,14 @@ triggers_app = typer.Typer(
     help="Rules that start flows: drift, quality, error rate, new data, webhook.",
     invoke_without_command=True,
 )
-app.add_typer(schedule_app, name="schedule")
-app.add_typer(triggers_app, name="triggers")
 
 FlowArg = Annotated[str, typer.Argument(help="The flow's name (as `schedule list` shows it).")]
+
+
+def register(cli: typer.Typer) -> None:
+    """Add ``scheduler`` and ``firings`` to ``cli`` (the groups are added by the builder)."""
+    for command in (scheduler, firings):
+        cli.command()(command)
 
 
 def _scheduler(app_: App) -> Scheduler:
@@ -69,14 +73,14 @@ def schedule_list(
     count: Annotated[int, typer.Option("--next", help="How many fire times to show.")] = 3,
 ) -> None:
     """Every scheduled flow: cron, time zone, policies, the next fire times, its triggers."""
-    app_ = build_app(_settings())
+    app_ = build_app(read_settings())
     try:
         now = app_.engine.clock.now()
         rows = [schedule_view(r, now=now, n=count) for r in app_.store.list_schedules()]
     finally:
         app_.close()
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     if not rows:
         out.print("no schedules (signoff schedule add FLOW_FILE)")
@@ -122,14 +126,14 @@ def schedule_add(
         if mapping["cron"] is None:
             raise SignoffError(f"{flow_file} has no schedule: give --cron")
         rule, _ = parse_rules(mapping)
-    app_ = build_app(_settings())
+    app_ = build_app(read_settings())
     try:
         record = _scheduler(app_).add(flow_file, schedule=rule)
         row = schedule_view(record, now=app_.engine.clock.now())
     finally:
         app_.close()
     if as_json:
-        _print_json(row)
+        print_json(row)
         return
     when = f"{row['cron']} ({row['timezone']})" if row["cron"] else "triggers only"
     out.print(f"flow {row['flow']} scheduled: {when}; {len(row['triggers'])} trigger(s)")
@@ -138,7 +142,7 @@ def schedule_add(
 
 
 def _set_paused(flow: str, paused: bool) -> None:
-    app_ = build_app(_settings())
+    app_ = build_app(read_settings())
     try:
         scheduler = _scheduler(app_)
         if paused:
@@ -168,7 +172,7 @@ def schedule_resume(flow: FlowArg) -> None:
 @schedule_app.command("remove")
 def schedule_remove(flow: FlowArg) -> None:
     """Forget a flow's schedule and triggers (its firings stay in `signoff firings`)."""
-    app_ = build_app(_settings())
+    app_ = build_app(read_settings())
     try:
         _scheduler(app_).remove(flow)
     finally:
@@ -177,7 +181,6 @@ def schedule_remove(flow: FlowArg) -> None:
 
 
 # ---------------------------------------------------------------------- scheduler
-@app.command()
 def scheduler(
     tick: Annotated[float, typer.Option(help="Seconds between passes.", min=0.05, max=3600)] = 30.0,
     no_drive: Annotated[
@@ -191,7 +194,7 @@ def scheduler(
     """
     from signoff.server.worker import Worker
 
-    app_ = build_app(_settings())
+    app_ = build_app(read_settings())
     lock: SchedulerLock | None = None
     try:
         path = app_.store.scheduler_lock_path()
@@ -244,7 +247,7 @@ def triggers(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @triggers_app.command("list")
 def triggers_list(as_json: JsonOpt = False) -> None:
     """Every rule of every registered flow, with its last evaluation and firing."""
-    app_ = build_app(_settings())
+    app_ = build_app(read_settings())
     try:
         now = app_.engine.clock.now()
         rows: list[dict[str, Any]] = []
@@ -262,7 +265,7 @@ def triggers_list(as_json: JsonOpt = False) -> None:
     finally:
         app_.close()
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     if not rows:
         out.print("no triggers (add `triggers:` to a flow file, then signoff schedule add)")
@@ -290,14 +293,14 @@ def triggers_fire_check(
     as_json: JsonOpt = False,
 ) -> None:
     """Judge every rule now and show its evidence; nothing fires without --fire."""
-    app_ = build_app(_settings())
+    app_ = build_app(read_settings())
     try:
         found = _scheduler(app_).evaluate_triggers(fire=fire, force=True)
     finally:
         app_.close()
     rows = [evaluation_view(e) for e in found if flow in (None, e.flow)]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     if not rows:
         out.print("no rules to judge")
@@ -354,7 +357,7 @@ def triggers_add(
         "k": k,
     }
     _, rules = parse_rules(None, [{k_: v for k_, v in given.items() if v is not None}])
-    app_ = build_app(_settings())
+    app_ = build_app(read_settings())
     try:
         _scheduler(app_).add_trigger(flow, rules[0])
     finally:
@@ -368,7 +371,7 @@ def triggers_remove(
     trigger_id: Annotated[str, typer.Argument(help="The rule's id (`triggers list`).")],
 ) -> None:
     """Remove a rule from a flow (a rule from the file comes back with `schedule add`)."""
-    app_ = build_app(_settings())
+    app_ = build_app(read_settings())
     try:
         _scheduler(app_).remove_trigger(flow, trigger_id)
     finally:
@@ -377,20 +380,19 @@ def triggers_remove(
 
 
 # ------------------------------------------------------------------------ firings
-@app.command()
 def firings(
     flow: Annotated[str | None, typer.Argument(help="Only this flow's firings.")] = None,
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
     as_json: JsonOpt = False,
 ) -> None:
     """Every scheduled time and trigger firing: started, skipped, queued, missed, failed."""
-    app_ = build_app(_settings())
+    app_ = build_app(read_settings())
     try:
         rows = [firing_view(f) for f in app_.store.list_firings(flow=flow, limit=limit)]
     finally:
         app_.close()
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     if not rows:
         out.print("no firings yet")

@@ -1,9 +1,10 @@
-"""Serving commands: deploy, rollback, promote, and ``endpoints history`` / ``endpoints export``.
+"""Serving commands: deploy, rollback, promote, and the ``endpoints`` group.
 
-They register on the Typer objects of :mod:`signoff.cli.commands` when this module is
-imported. ``deploy``, ``rollback`` and ``promote`` change what an endpoint serves through
-the same code as the deploy task (:class:`signoff.engine.deploy.Deployer`): digest check,
-load beside, warm-up, atomic switch, and one recorded deployment per change.
+``signoff endpoints`` lists endpoints; ``endpoints stop``, ``endpoints history`` and
+``endpoints export`` act on one. ``deploy``, ``rollback`` and ``promote`` change what an
+endpoint serves through the same code as the deploy task
+(:class:`signoff.engine.deploy.Deployer`): digest check, load beside, warm-up, atomic switch,
+and one recorded deployment per change.
 """
 
 from __future__ import annotations
@@ -23,11 +24,9 @@ from rich.text import Text
 from ruamel.yaml import YAML
 
 from signoff.bootstrap import App, build_app
+from signoff.cli import views
 from signoff.cli.auth import identify
-from signoff.cli.commands import JsonOpt, app, endpoints_app, err, out
-from signoff.cli.commands import _print_json as print_json
-from signoff.cli.commands import _settings as read_settings
-from signoff.cli.commands import _user as settings_user
+from signoff.cli.console import JsonOpt, err, out, print_json, read_settings, settings_user
 from signoff.domain.names import check_endpoint_name
 from signoff.domain.ports import Store
 from signoff.domain.records import EndpointRecord, ModelVersionRecord
@@ -35,7 +34,9 @@ from signoff.engine.deploy import Deployer, approval_of, resolve_model_version, 
 from signoff.engine.engine import new_id
 from signoff.errors import NotFoundError, SignoffError
 
-__all__ = ["build_manifests"]
+__all__ = ["ExportFormat", "build_manifests", "endpoints_app", "register"]
+
+endpoints_app = typer.Typer(help="Prediction endpoints.", invoke_without_command=True)
 
 ActorOpt = Annotated[
     str | None,
@@ -46,6 +47,13 @@ ActorOpt = Annotated[
 _CONTAINER_PORT = 8080
 _IMAGE = "python:3.11-slim"
 _PLACEHOLDER = "REPLACE-ME"
+
+
+def register(cli: typer.Typer) -> None:
+    """Add ``deploy``, ``rollback`` and ``promote`` to ``cli`` (``endpoints`` is a group)."""
+    cli.command("deploy")(deploy_command)
+    cli.command("rollback")(rollback_command)
+    cli.command("promote")(promote_command)
 
 
 def _deployer(app_: App) -> Deployer:
@@ -88,7 +96,6 @@ def _print_change(verb: str, result: dict[str, Any], as_json: bool) -> None:
 
 
 # --------------------------------------------------------------------- changes
-@app.command("deploy")
 def deploy_command(
     endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
     model_version: Annotated[str, typer.Argument(help="Model version: id, NAME:vN or NAME@ALIAS.")],
@@ -171,7 +178,6 @@ def deploy_command(
         app_.close()
 
 
-@app.command("rollback")
 def rollback_command(
     endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
     as_user: ActorOpt = None,
@@ -187,7 +193,6 @@ def rollback_command(
         app_.close()
 
 
-@app.command("promote")
 def promote_command(
     endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
     as_user: ActorOpt = None,
@@ -199,6 +204,49 @@ def promote_command(
     try:
         result = _deployer(app_).promote(endpoint, actor=_actor(app_, as_user))
         _print_change("promoted", result, as_json)
+    finally:
+        app_.close()
+
+
+# ------------------------------------------------------------------- endpoints
+@endpoints_app.callback()
+def endpoints(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List endpoints with their URL and the model version they serve."""
+    if ctx.invoked_subcommand is not None:
+        return
+    app_ = build_app(read_settings())
+    try:
+        rows = views.endpoint_rows(app_.store, app_.endpoints)
+        if as_json:
+            print_json(rows)
+        else:
+            views.print_endpoints(out, rows)
+    finally:
+        app_.close()
+
+
+@endpoints_app.command("stop")
+def endpoints_stop(name: Annotated[str, typer.Argument(help="Endpoint name.")]) -> None:
+    """Stop an endpoint's serving process."""
+    app_ = build_app(read_settings())
+    try:
+        ep = app_.store.get_endpoint(name)
+        if ep is None:
+            raise SignoffError(f"no endpoint {name!r}")
+        if ep.pid and app_.endpoints.is_alive(ep.pid):
+            app_.endpoints.stop(ep.pid)
+        app_.store.save_endpoint(
+            EndpointRecord(
+                name=ep.name,
+                url=ep.url,
+                port=ep.port,
+                pid=None,
+                model_version_id=ep.model_version_id,
+                state="stopped",
+                updated_at=time.time(),
+            )
+        )
+        out.print(f"endpoint {name} stopped")
     finally:
         app_.close()
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from signoff.cli.progress import STATE_STYLE
+from signoff.cli.run_table import STATE_STYLE
 from signoff.domain.ports import Store
 from signoff.domain.records import RunRecord
 from signoff.domain.states import RunState, TaskRunState

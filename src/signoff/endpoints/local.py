@@ -1,7 +1,8 @@
 """Start, stop and roll over endpoint processes on this machine (``python -m signoff.serving``).
 
 Each endpoint runs in its own session, so it outlives the process that started it (a CLI
-command, a worker); it is found again by its pid and stopped through its process group.
+command, a worker); it is found again by its pid, recognised by its command line (psutil,
+so not only on Linux) and stopped through its process group and descendants.
 Model versions are swapped inside a running process through its admin API on loopback,
 authenticated by a random token that lives in ``<home>/endpoints/<name>/admin.token``
 (mode 0600) and reaches the process through its environment.
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import httpx
+import psutil
 
 from signoff import failpoints
 from signoff.domain.names import InvalidNameError, check_endpoint_name
@@ -269,18 +271,16 @@ class LocalEndpointRunner:
                 return True
             del self._children[pid]
             return False
-        with contextlib.suppress(ChildProcessError):
-            # Our child, but started by an earlier runner object in this process: reap it.
-            reaped, _ = os.waitpid(pid, os.WNOHANG)
-            if reaped == pid:
-                return False
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            proc = psutil.Process(pid)
+        except psutil.NoSuchProcess:
             return False
-        except PermissionError:
-            return False  # someone else's process: not one we started
-        return _proc_is_running(pid, endpoint_only=endpoint_only)
+        with contextlib.suppress(psutil.TimeoutExpired, psutil.Error):
+            # Our child, but started by an earlier runner object in this process: if it has
+            # ended, this reaps it. (Anything still running answers TimeoutExpired at once.)
+            proc.wait(timeout=0)
+            return False
+        return _proc_is_running(proc, endpoint_only=endpoint_only)
 
     def health(self, url: str) -> bool:
         """Whether ``url/health`` answers 200."""
@@ -532,37 +532,43 @@ def _reports_version(client: httpx.Client, url: str, model_version: str) -> bool
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
-    # Endpoints lead their own session (start_new_session), so pgid == pid; fall back to the
-    # process alone if it is not a group leader.
+    """``sig`` once to the endpoint's process group and to each descendant that left it."""
+    try:
+        leader = psutil.Process(pid)
+        family = [leader, *leader.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    # Endpoints lead their own session (start_new_session), so pgid == pid.
     try:
         os.killpg(pid, sig)
-    except ProcessLookupError:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
+        grouped = True
+    except ProcessLookupError:  # not a group leader: each process on its own
+        grouped = False
+    for proc in family:
+        with contextlib.suppress(psutil.Error, OSError):
+            if not grouped or os.getpgid(proc.pid) != pid:
+                proc.send_signal(sig)
 
 
-def _proc_is_running(pid: int, *, endpoint_only: bool) -> bool:
-    """Read /proc (Linux): not a zombie, and (``endpoint_only``) an endpoint's command line."""
-    proc = Path("/proc") / str(pid)
+def _proc_is_running(proc: psutil.Process, *, endpoint_only: bool) -> bool:
+    """Alive, not a zombie, ours to signal, and (``endpoint_only``) an endpoint's command line."""
     try:
-        stat = (proc / "stat").read_text()
-        cmdline = (proc / "cmdline").read_bytes()
-    except FileNotFoundError:
-        return not proc.parent.is_dir()  # no /proc on this system: trust os.kill
-    except OSError:
+        with proc.oneshot():
+            if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                return False
+            if endpoint_only and not any("signoff.serving" in arg for arg in proc.cmdline()):
+                return False
+        proc.send_signal(0)  # a signal we may not send: someone else's, not one we started
+    except psutil.Error:  # gone, a zombie, or someone else's
         return False
-    # The state letter follows the command name, which is in parentheses and may hold spaces.
-    state = stat[stat.rfind(")") + 2 : stat.rfind(")") + 3]
-    if state in ("Z", "X"):
-        return False
-    return not endpoint_only or b"signoff.serving" in cmdline
+    return True
 
 
 def _cmdline(pid: int) -> str:
-    """The process's arguments joined by NUL (empty where /proc cannot tell)."""
+    """The process's arguments, each followed by NUL (empty where it cannot be read)."""
     try:
-        return (Path("/proc") / str(pid) / "cmdline").read_bytes().decode(errors="replace")
-    except OSError:
+        return "".join(f"{arg}\0" for arg in psutil.Process(pid).cmdline())
+    except psutil.Error:
         return ""
 
 

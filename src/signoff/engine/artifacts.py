@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from signoff.domain.records import ArtifactRecord
+from signoff.tracking import fingerprints
 
 __all__ = ["cache_key", "code_fingerprint", "collect_artifacts", "folder_fingerprint"]
 
@@ -60,11 +61,8 @@ def collect_artifacts(output: Path, task_run_id: str, store_root: Path) -> list[
 
 
 def folder_fingerprint(records: Iterable[ArtifactRecord]) -> str:
-    """One digest for a set of artifacts (their paths and contents)."""
-    h = hashlib.sha256()
-    for rec in sorted(records, key=lambda r: r.path):
-        h.update(f"{rec.path}\0{rec.sha256}\0".encode())
-    return h.hexdigest()
+    """One digest for a set of artifacts (their paths and contents): the data fingerprint."""
+    return fingerprints.folder_fingerprint((rec.path, rec.sha256) for rec in records)
 
 
 def code_fingerprint(code_dir: Path) -> str:

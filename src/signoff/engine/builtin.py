@@ -17,7 +17,7 @@ from signoff.domain.selection import Candidate, rank_candidates
 from signoff.domain.specs import FlowSpec, TaskSpec
 from signoff.engine.champion import SelectionRefusedError, check_champion
 from signoff.errors import SignoffError
-from signoff.review.report import write_report
+from signoff.report.report import write_report
 
 __all__ = ["model_under_review", "open_gate", "select"]
 

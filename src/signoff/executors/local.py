@@ -6,6 +6,13 @@ its working folder; its environment names its task run, so a later process can f
 a command left behind by a driver that died. A Python callable (``call: "module:function"``)
 runs in a worker thread of this process with its task context set; its traceback goes to the
 log.
+
+Supervision (psutil): each command is the leader of a new session, so it and everything it
+starts share a process group. A watcher thread per command blocks in ``psutil`` 's wait
+(pidfd on Linux, kqueue on macOS and the BSDs: no polling), stops the command when its
+timeout passes, and hands the outcome to ``wait_any`` through a queue. Stopping a command
+signals its process group and every descendant that left the group: SIGTERM, then SIGKILL
+for whatever still runs after a grace period.
 """
 
 from __future__ import annotations
@@ -16,7 +23,6 @@ import inspect
 import math
 import os
 import queue
-import selectors
 import signal
 import subprocess
 import sys
@@ -27,19 +33,25 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from signoff.domain.ports import TaskExecution, TaskOutcome
 from signoff.tracking.context import TaskContext, task_context
 
-__all__ = ["LOG_FILE", "LocalExecutor", "stop_leftover"]
+__all__ = ["LOG_FILE", "TASK_RUN_ENV", "LocalExecutor", "stop_leftover"]
 
 LOG_FILE = "stdout.log"
+TASK_RUN_ENV = "SIGNOFF_TASK_RUN_ID"  # every command carries its task run's id under this name
+_STOP_GRACE = 5.0
+_POLL_INTERVAL = 0.05
 
 
 class LocalExecutor:
     """Runs task runs locally, at most ``slots`` cores' worth at a time.
 
-    Commands are spawned by the caller's thread and watched through pidfds (no thread per
-    command); Python callables run on a small thread pool. ``wait_any`` waits on both.
+    Commands are spawned by the caller's thread, each watched by a thread of its own that
+    waits for it; Python callables run on a small thread pool. Both report to one queue,
+    which ``wait_any`` reads.
     """
 
     def __init__(self, slots: int | None = None, base_env: dict[str, str] | None = None) -> None:
@@ -48,12 +60,8 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._done: queue.SimpleQueue[TaskOutcome] = queue.SimpleQueue()
         self._running: dict[str, int] = {}  # task run id -> slots held
-        self._procs: dict[int, _Command] = {}  # pidfd -> running command
+        self._commands: dict[str, _Command] = {}  # task run id -> running command
         self._pool: ThreadPoolExecutor | None = None
-        self._selector = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ)
         self._base_env = dict(base_env if base_env is not None else os.environ)
         # `python` in a task command means this environment's interpreter.
         bin_dir = str(Path(sys.executable).parent)
@@ -84,13 +92,11 @@ class LocalExecutor:
                 self._pool = ThreadPoolExecutor(max_workers=self._slots, thread_name_prefix="task")
             self._pool.submit(self._run_call, execution)
             return
-        command = _Command.start(execution, self._base_env)
+        command = _Command.start(execution, self._base_env, self._done)
         if isinstance(command, TaskOutcome):
             self._done.put(command)
-            os.write(self._wake_w, b"x")
             return
-        self._procs[command.pidfd] = command
-        self._selector.register(command.pidfd, selectors.EVENT_READ)
+        self._commands[execution.task_run_id] = command
 
     def _run_call(self, execution: TaskExecution) -> None:
         try:
@@ -98,7 +104,6 @@ class LocalExecutor:
         except Exception as exc:  # an executor bug must not lose the outcome
             outcome = TaskOutcome(execution.task_run_id, -1, error=f"executor error: {exc}")
         self._done.put(outcome)
-        os.write(self._wake_w, b"x")
 
     def _call(self, execution: TaskExecution) -> TaskOutcome:
         assert execution.call is not None
@@ -131,28 +136,18 @@ class LocalExecutor:
     def wait_any(self, timeout: float | None = None) -> list[TaskOutcome]:
         """Block until at least one task run ended (or ``timeout``), return all that ended."""
         outcomes = self._drain()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not outcomes:
-            wait = self._next_timeout(deadline)
-            if wait is not None and wait <= 0:
-                outcomes = self._expire()
-                if outcomes or (deadline is not None and time.monotonic() >= deadline):
-                    break
-                continue
-            for key, _ in self._selector.select(wait):
-                fd = int(key.fd)
-                if fd == self._wake_r:
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(self._wake_r, 4096)
-                else:
-                    outcomes.append(self._reap(fd))
+        if not outcomes:
+            wait = None if timeout is None else max(0.0, timeout)
+            with contextlib.suppress(queue.Empty):
+                outcomes.append(self._done.get(timeout=wait))
             outcomes.extend(self._drain())
-            outcomes.extend(self._expire())
-            if deadline is not None and time.monotonic() >= deadline:
-                break
         with self._lock:
             for o in outcomes:
                 self._used -= self._running.pop(o.task_run_id, 0)
+        for o in outcomes:
+            command = self._commands.pop(o.task_run_id, None)
+            if command is not None:
+                command.watcher.join()  # it has put its outcome: this returns at once
         return outcomes
 
     def _drain(self) -> list[TaskOutcome]:
@@ -163,66 +158,44 @@ class LocalExecutor:
             except queue.Empty:
                 return outcomes
 
-    def _next_timeout(self, deadline: float | None) -> float | None:
-        limits = [c.deadline for c in self._procs.values() if c.deadline is not None]
-        if deadline is not None:
-            limits.append(deadline)
-        return None if not limits else min(limits) - time.monotonic()
-
-    def _expire(self) -> list[TaskOutcome]:
-        now = time.monotonic()
-        expired = [
-            fd for fd, c in self._procs.items() if c.deadline is not None and c.deadline <= now
-        ]
-        outcomes = []
-        for fd in expired:
-            command = self._procs[fd]
-            _kill_group(command.proc.pid)
-            outcome = self._reap(fd)
-            outcomes.append(
-                TaskOutcome(outcome.task_run_id, -1, error=f"timed out after {command.timeout:g}s")
-            )
-        return outcomes
-
-    def _reap(self, fd: int) -> TaskOutcome:
-        command = self._procs.pop(fd)
-        self._selector.unregister(fd)
-        os.close(fd)
-        return command.finish()
-
     def cancel(self, task_run_id: str) -> None:
-        """Stop one running command (its whole process group)."""
-        for command in list(self._procs.values()):
-            if command.task_run_id == task_run_id and command.proc.poll() is None:
-                _kill_group(command.proc.pid)
+        """Stop one running command (its whole process group and descendants)."""
+        command = self._commands.get(task_run_id)
+        # Not proc.poll(): reaping belongs to the watcher alone, or the exit code could be lost.
+        if command is not None and command.watcher.is_alive():
+            _stop_command(command.proc.pid)
 
     def shutdown(self) -> None:
         """Stop whatever still runs (only on an abnormal exit) and release resources."""
-        for fd in list(self._procs):
-            command = self._procs[fd]
-            if command.proc.poll() is None:
-                _kill_group(command.proc.pid)
-            self._reap(fd)
+        for command in list(self._commands.values()):
+            if command.watcher.is_alive():
+                _stop_command(command.proc.pid)
+            command.watcher.join()
+        self._commands.clear()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-        self._selector.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
 
 
 class _Command:
-    """One running command: its process, pidfd and deadline."""
+    """One running command: its process and the thread that waits for it."""
 
-    def __init__(self, execution: TaskExecution, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(
+        self,
+        execution: TaskExecution,
+        proc: subprocess.Popen[bytes],
+        done: queue.SimpleQueue[TaskOutcome],
+    ) -> None:
         self.task_run_id = execution.task_run_id
-        self.work_dir = execution.work_dir
         self.proc = proc
-        self.pidfd = os.pidfd_open(proc.pid)
         self.timeout = execution.timeout
-        self.deadline = None if execution.timeout is None else time.monotonic() + execution.timeout
+        self._done = done
+        self.watcher = threading.Thread(target=self._watch, name=f"watch-{proc.pid}", daemon=True)
+        self.watcher.start()
 
     @staticmethod
-    def start(execution: TaskExecution, base_env: dict[str, str]) -> _Command | TaskOutcome:
+    def start(
+        execution: TaskExecution, base_env: dict[str, str], done: queue.SimpleQueue[TaskOutcome]
+    ) -> _Command | TaskOutcome:
         env = {**base_env, **execution.env}
         work = execution.work_dir
         try:
@@ -239,10 +212,23 @@ class _Command:
                 )
         except OSError as exc:
             return TaskOutcome(execution.task_run_id, -1, error=f"could not start: {exc}")
-        return _Command(execution, proc)
+        return _Command(execution, proc, done)
 
-    def finish(self) -> TaskOutcome:
-        code = self.proc.wait()
+    def _watch(self) -> None:
+        try:
+            outcome = self._wait()
+        except Exception as exc:  # a supervision bug must not lose the outcome
+            outcome = TaskOutcome(self.task_run_id, -1, error=f"executor error: {exc}")
+        self._done.put(outcome)
+
+    def _wait(self) -> TaskOutcome:
+        try:
+            # psutil waits on a pidfd (Linux) or kqueue (macOS, BSD), then reaps the child.
+            code = _wait_child(self.proc, self.timeout)
+        except psutil.TimeoutExpired:
+            _stop_command(self.proc.pid)
+            _wait_child(self.proc, None)
+            return TaskOutcome(self.task_run_id, -1, error=f"timed out after {self.timeout:g}s")
         if code < 0:
             try:
                 name = signal.Signals(-code).name
@@ -250,6 +236,16 @@ class _Command:
                 name = f"signal {-code}"
             return TaskOutcome(self.task_run_id, code, error=f"killed by {name}")
         return TaskOutcome(self.task_run_id, code)
+
+
+def _wait_child(proc: subprocess.Popen[bytes], timeout: float | None) -> int:
+    """Wait for our child without polling; record its exit code on ``proc`` too."""
+    if proc.returncode is None:
+        code = psutil.Process(proc.pid).wait(timeout)
+        # Reaped by psutil: tell Popen, or its own poll() would find no child and guess 0.
+        # (None: the status was lost, which only a second reaper could cause.)
+        proc.returncode = -1 if code is None else code
+    return proc.returncode
 
 
 def _accepted(func: Any, params: dict[str, Any]) -> dict[str, Any]:
@@ -263,46 +259,63 @@ def _accepted(func: Any, params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k in sig.parameters}
 
 
-def _kill_group(pid: int, grace: float = 5.0) -> None:
+def _stop_command(pid: int, grace: float = _STOP_GRACE) -> None:
+    """Stop a command: SIGTERM to its process group and descendants, SIGKILL after ``grace``."""
     try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+        leader = psutil.Process(pid)
+        family = [leader, *leader.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        family = []
+    _signal_command(pid, family, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
+    while any(_is_running(p) for p in family) and time.monotonic() < deadline:
+        time.sleep(_POLL_INTERVAL)
+    # What ignored SIGTERM goes now, the group's members psutil cannot see included.
+    _signal_command(pid, [p for p in family if _is_running(p)], signal.SIGKILL)
+
+
+def _signal_command(pgid: int, family: list[psutil.Process], sig: signal.Signals) -> None:
+    """``sig`` once to every process of the group ``pgid`` and of ``family``."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+    for proc in family:
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getpgid(proc.pid) != pgid:  # left the group (its own session): not signalled yet
+                proc.send_signal(sig)
+
+
+def _is_running(proc: psutil.Process) -> bool:
+    """Alive and not a zombie (an ended child nobody has reaped yet holds no resources)."""
     try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def stop_leftover(work_dir: Path, task_run_id: str) -> bool:
     """Stop a command a dead driver left running for this task run; True if one was stopped.
 
-    Every command carries ``SIGNOFF_TASK_RUN_ID`` in its environment: the process group
-    whose leader carries this task run's id is the leftover, so a recycled pid is never
-    killed. (Looked up only when a run is recovered, so no per-task bookkeeping is needed.)
+    Every command carries ``SIGNOFF_TASK_RUN_ID`` in its environment, and so does everything
+    it started: the processes carrying this task run's id are the leftover, so a recycled
+    pid is never killed. Each of them whose parent does not carry it (the command signoff
+    started, or a descendant its parent left behind) is stopped with its group and
+    descendants. (Looked up only when a run is recovered, so no per-task bookkeeping.)
     """
-    marker = f"SIGNOFF_TASK_RUN_ID={task_run_id}".encode()
-    stopped = False
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        pid = int(entry.name)
+    marked: dict[int, psutil.Process] = {}
+    me = os.getpid()
+    for proc in psutil.process_iter():
         try:
-            environ = (entry / "environ").read_bytes()
-            stat = (entry / "stat").read_text()
-        except OSError:
+            if proc.pid != me and proc.environ().get(TASK_RUN_ENV) == task_run_id:
+                marked[proc.pid] = proc
+        except psutil.Error:  # gone, a zombie, or someone else's: not ours
             continue
-        if marker not in environ.split(b"\0"):
+    roots = []
+    for proc in marked.values():
+        try:
+            if proc.ppid() not in marked:
+                roots.append(proc)
+        except psutil.Error:
             continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pid:  # the group leader: the shell signoff started
-            _kill_group(pid)
-            stopped = True
-    return stopped
+    for proc in roots:
+        _stop_command(proc.pid)
+    return bool(roots)

@@ -1,23 +1,30 @@
 """One scheduler per SQLite database: an exclusive lock on a file beside the database.
 
 SQLite is a single-machine database; two schedulers on one file would race without the
-row locks PostgreSQL has, so the second refuses to start. The lock is ``flock`` on
-``<database>.scheduler.lock``, held while the scheduler runs and released by the kernel when
-its process ends, however it ends (``kill -9`` included). On PostgreSQL there is no lock:
-several schedulers may run, and each firing still happens once (unique keys).
+row locks PostgreSQL has, so the second refuses to start. The lock is a ``filelock.FileLock``
+on ``<database>.scheduler.lock``: an OS lock (``flock`` on POSIX, ``LockFileEx`` on
+Windows) held while the scheduler runs and released by the kernel when its process ends,
+however it ends (``kill -9`` included). Not a ``SoftFileLock``: a lock that is only a file's
+existence outlives a killed holder. Who holds it is noted in ``<database>.scheduler.holder``
+(the lock file itself may be truncated by anyone opening it), so a refusal can name the
+holder. On PostgreSQL there is no lock: several schedulers may run, and each firing still
+happens once (unique keys).
 """
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import os
 import time
 from pathlib import Path
-from typing import IO
+
+from filelock import FileLock, Timeout
 
 from signoff.errors import ConflictError
 
 __all__ = ["SchedulerLock", "SchedulerLockedError"]
+
+_SUFFIX = ".scheduler.lock"
 
 
 class SchedulerLockedError(ConflictError):
@@ -29,38 +36,48 @@ class SchedulerLock:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file: IO[str] | None = None
+        self._holder = path.with_name(path.name.removesuffix(_SUFFIX) + ".scheduler.holder")
+        # timeout=0: one attempt, never wait. thread_local=False: the server takes the lock
+        # in its worker thread and may let it go from another one.
+        self._lock = FileLock(path, timeout=0, thread_local=False)
 
     @property
     def held(self) -> bool:
         """Whether this object holds the lock."""
-        return self._file is not None
+        return self._lock.is_locked
 
     def acquire(self) -> None:
         """Take the lock at once or raise :class:`SchedulerLockedError` naming the holder."""
+        if self.held:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+")
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            database = self.path.name.removesuffix(".scheduler.lock")
+            self._lock.acquire()
+        except Timeout:
+            database = self.path.name.removesuffix(_SUFFIX)
             raise SchedulerLockedError(
-                f"another scheduler ({holder}) is running on the SQLite database "
+                f"another scheduler ({self._read_holder()}) is running on the SQLite database "
                 f"{self.path.parent / database}; only one may run on SQLite: stop it first, "
                 "or use PostgreSQL (SIGNOFF_DATABASE_URL) to run several"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
-        handle.flush()
-        self._file = handle
+        self._write_holder()
 
     def release(self) -> None:
         """Let the lock go (the kernel also does when the process ends)."""
-        if self._file is not None:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
+        if self.held:
+            with contextlib.suppress(OSError):
+                self._holder.unlink()
+            self._lock.release(force=True)
+
+    def _write_holder(self) -> None:
+        # Written whole then renamed: a refused process never reads half a note.
+        note = f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        tmp = self._holder.with_name(f".{self._holder.name}.{os.getpid()}")
+        tmp.write_text(note, encoding="utf-8")
+        os.replace(tmp, self._holder)
+
+    def _read_holder(self) -> str:
+        try:
+            return self._holder.read_text(encoding="utf-8").strip() or "another process"
+        except OSError:  # the holder has not written its note yet
+            return "another process"

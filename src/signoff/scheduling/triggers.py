@@ -25,9 +25,9 @@ from signoff.domain.ports import EndpointRunner, ScheduleStore
 from signoff.domain.records import ModelVersionRecord
 from signoff.domain.specs import TriggerKind, TriggerSpec
 from signoff.errors import SignoffError
-from signoff.review.drift import TrainingSample, ks_statistic, load_training_sample, psi
 from signoff.scheduling.data_watch import changes, snapshot
-from signoff.scheduling.quality import quality_metric
+from signoff.stats.drift import TrainingSample, ks_statistic, load_training_sample, psi
+from signoff.stats.quality import quality_metric
 
 __all__ = ["Verdict", "judge", "utc_text"]
 

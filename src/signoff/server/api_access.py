@@ -90,7 +90,6 @@ BAD_REQUEST: dict[int | str, dict[str, Any]] = {
 _bearer = HTTPBearer(
     auto_error=False, description="an API token (`signoff users token NAME --scope ...`)"
 )
-_UNPARSABLE = "There was an error parsing the body"  # FastAPI's reason for undecodable bytes
 _HEX_ID = re.compile(r"[0-9a-f]{1,32}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -133,7 +132,9 @@ class BoundedRoute(APIRoute):
             try:
                 return await handler(Request(request.scope, _capped(request.receive)))
             except StarletteHTTPException as exc:
-                if exc.status_code == 400 and exc.detail == _UNPARSABLE:
+                # FastAPI answers bytes that are not UTF-8 with a bare 400 raised from the
+                # decoding error; that error's type, not the 400's wording, says what it was.
+                if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
                     raise HTTPException(422, "the body is not valid JSON (UTF-8 text)") from exc
                 raise
 

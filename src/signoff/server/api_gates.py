@@ -8,7 +8,7 @@ from signoff.bootstrap import App
 from signoff.domain.gates import required_approvals
 from signoff.domain.records import GateRecord
 from signoff.engine.engine import new_id
-from signoff.review.decide import DecisionResult, decide_gate
+from signoff.gates.decide import DecisionResult, decide_gate
 from signoff.server.api_access import (
     BAD_REQUEST,
     CONFLICT,

@@ -20,7 +20,7 @@ from signoff.domain.specs import FlowSpec
 from signoff.domain.states import RunState, TaskRunState
 from signoff.engine.engine import new_id
 from signoff.errors import NotFoundError, SignoffError, SpecError
-from signoff.review.decide import decide_gate, open_gate_of_run
+from signoff.gates.decide import decide_gate, open_gate_of_run
 from signoff.server.api_access import (
     BAD_REQUEST,
     CONFLICT,

@@ -14,7 +14,7 @@
   password. Every server process reads the same counts.
 - Roles: ``admin`` (users, settings; may do everything), ``editor`` (start and cancel runs),
   ``approver`` and ``viewer`` (read). Deciding a gate is not a role: the gate's policy
-  decides, at decision time, in :func:`signoff.review.decide.decide_gate`.
+  decides, at decision time, in :func:`signoff.gates.decide.decide_gate`.
 
 Nothing here logs a password, a session id, a CSRF value or a token.
 """
@@ -25,7 +25,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -33,8 +32,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from signoff.bootstrap import App
 from signoff.bootstrap.wiring import secret_key
-from signoff.domain.records import UserRecord
-from signoff.review.links import same_secret
+from signoff.gates.links import same_secret
+from signoff.server.identity import SignedIn
 from signoff.server.passwords import verify_password
 from signoff.server.ui.layout import PageError, PageRoute, printable, safe_next, show
 
@@ -67,32 +66,6 @@ MAX_FAILURES_PER_CLIENT = 20
 ROLES = ("admin", "editor", "approver", "viewer")
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
-
-
-@dataclass(frozen=True, slots=True)
-class SignedIn:
-    """Who a browser request acts as, and the CSRF value its forms must carry."""
-
-    user: UserRecord
-    csrf: str
-    session_hash: str
-
-    @property
-    def name(self) -> str:
-        return self.user.name
-
-    def has_role(self, role: str) -> bool:
-        """Whether the user holds ``role``; an admin holds every role."""
-        return "admin" in self.user.roles or role in self.user.roles
-
-    @property
-    def may_edit(self) -> bool:
-        """May start and cancel runs."""
-        return self.has_role("editor")
-
-    @property
-    def is_admin(self) -> bool:
-        return "admin" in self.user.roles
 
 
 # ------------------------------------------------------------------------ secrets

@@ -24,8 +24,8 @@ from signoff.domain.records import AuditEvent, GateRecord, LinkToken, TaskRunRec
 from signoff.domain.states import TaskRunState
 from signoff.engine.engine import new_id
 from signoff.errors import GateClosedError, NotATargetError, NotFoundError, SignoffError
-from signoff.review.decide import decide_gate
-from signoff.review.links import LinkError, token_hash
+from signoff.gates.decide import decide_gate
+from signoff.gates.links import LinkError, LinkGoneError, token_hash
 from signoff.server.auth import signed_in
 from signoff.server.deps import AppDep, WorkerDep
 from signoff.server.pages import message_page, render
@@ -44,7 +44,7 @@ def _open_link(app: App, token: str) -> tuple[dict[str, Any], LinkToken, GateRec
     if record is None:
         raise LinkError("this link is not known to this signoff server")
     if record.used_at is not None:
-        raise LinkError("this link was already used; each link decides once")
+        raise LinkGoneError("this link was already used; each link decides once")
     if (record.gate_id, record.user, record.decision) != (body["g"], body["u"], body["d"]):
         raise LinkError("this link's contents do not match its record")
     try:
@@ -86,9 +86,14 @@ def _someone_else(
 
 def _link_error(app: App, exc: SignoffError) -> HTMLResponse:
     base = app.settings.base_url.rstrip("/")
-    status = 409 if isinstance(exc, GateClosedError) else 403
-    if isinstance(exc, LinkError) and ("expired" in str(exc) or "used" in str(exc)):
+    # 410 Gone: the link was genuine but is spent; 403: it never was one of ours (or is not
+    # this gate's); 409: the link is fine but its gate was decided another way.
+    if isinstance(exc, LinkGoneError):
         status = 410
+    elif isinstance(exc, GateClosedError):
+        status = 409
+    else:
+        status = 403
     return message_page("This link does not work", str(exc), status=status, base=base)
 
 

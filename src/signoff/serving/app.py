@@ -29,7 +29,7 @@ from signoff.serving.bodies import (
     read_rows,
     validation_reason,
 )
-from signoff.serving.metrics import LATENCY_BUCKETS, render_metrics
+from signoff.serving.metrics import LATENCY_BUCKETS, metrics_registry, render_metrics
 from signoff.serving.predictions import PredictionLog
 from signoff.serving.versions import Router, ServedVersion, warm_up
 
@@ -42,7 +42,6 @@ __all__ = [
 ]
 
 _JSON = "application/json"
-_PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 _FEEDBACK_BODY_BYTES = 64 * 1024
 _FAILURE_LOG_EVERY = 1000  # a failing model logs its first failure, then one line per 1000
 
@@ -71,6 +70,9 @@ def create_app(
     """
     warm_up(model)
     router = Router(ServedVersion(model_version, digest, model, model_dir))
+    registry = metrics_registry(
+        name, router.metrics_rows, prediction_log.counts if prediction_log is not None else None
+    )
     app = FastAPI(
         title=f"signoff endpoint {name}",
         docs_url=None,
@@ -120,9 +122,9 @@ def create_app(
         return router.primary.describe(name)
 
     @app.get("/metrics")
-    async def prometheus_metrics() -> Response:
-        counts = prediction_log.counts() if prediction_log is not None else None
-        return Response(render_metrics(name, router.metrics_rows(), counts), media_type=_PROMETHEUS)
+    async def prometheus_metrics(request: Request) -> Response:
+        body, content_type = render_metrics(registry, request.headers.get("accept"))
+        return Response(body, media_type=content_type)
 
     add_admin_routes(app, router, name, admin_token)
     return app

@@ -1,44 +1,111 @@
-"""Per-version request counters and latency histograms, rendered in Prometheus text format.
+"""Per-version request counters and latency histograms, exposed through ``prometheus_client``.
 
-Everything here is updated from the event loop only (handlers are ``async`` and never await
-between reading and writing a counter), so no lock is needed.
+Each loaded version counts its own requests in ``prometheus_client`` metrics that belong to
+no registry. The endpoint app has a registry of its own (never the process-wide default:
+several apps can live in one process, each with its own counts) holding one collector that,
+at scrape time, takes the versions loaded then and labels their samples with the endpoint
+and the version. A version that is unloaded thus leaves ``/metrics`` with no bookkeeping.
+The library does the counting (its values are locked, so any thread may observe), the
+bucketing, the label escaping, the exposition format and its content type.
 """
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-__all__ = ["LATENCY_BUCKETS", "MetricsRow", "VersionMetrics", "render_metrics"]
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+__all__ = [
+    "LATENCY_BUCKETS",
+    "MetricsRow",
+    "VersionMetrics",
+    "metrics_registry",
+    "render_metrics",
+]
 
 LATENCY_BUCKETS: tuple[float, ...] = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+_REQUESTS = ("signoff_requests", "Prediction requests by HTTP status.")
+_ERRORS = ("signoff_model_errors", "Prediction requests the model failed on (5xx).")
+_LATENCY = ("signoff_request_latency_seconds", "Time spent answering /predict.")
+_INFO = ("signoff_model_info", "The model versions this endpoint holds.")
+_SHARE = ("signoff_traffic_share", "Share of prediction requests routed to a version (0..1).")
+_LOGGED = ("signoff_predictions_logged", "Predictions written to the prediction log.")
+_DROPPED = ("signoff_predictions_dropped", "Sampled predictions that could not be logged.")
 
 
 class VersionMetrics:
     """``/predict`` counts of one loaded version: by HTTP status, model failures, latency."""
 
     def __init__(self) -> None:
-        self.by_status: dict[int, int] = {}
-        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one is +Inf
-        self.latency_sum = 0.0
-        self.requests = 0
-        self.errors = 0  # answers where the model itself failed (5xx)
+        # registry=None: these belong to one version, and the endpoint's collector reads them.
+        self._requests = Counter(*_REQUESTS, ["status"], registry=None)
+        self._errors = Counter(*_ERRORS, registry=None)
+        self._latency = Histogram(*_LATENCY, buckets=LATENCY_BUCKETS, registry=None)
+        self._by_status: dict[int, Counter] = {}  # label lookups cost more than the count
 
     def observe(self, status: int, seconds: float) -> None:
         """Count one answered request."""
-        self.by_status[status] = self.by_status.get(status, 0) + 1
-        # Prometheus buckets are "less than or equal": bisect_left finds the first bound >= it.
-        self.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.latency_sum += seconds
-        self.requests += 1
+        child = self._by_status.get(status)
+        if child is None:
+            child = self._by_status[status] = self._requests.labels(status=str(status))
+        child.inc()
+        self._latency.observe(seconds)
         if status >= 500:
-            self.errors += 1
+            self._errors.inc()
+
+    @property
+    def requests(self) -> int:
+        """Answered requests, whatever their status."""
+        return int(_value(self._latency, "_count"))
+
+    @property
+    def errors(self) -> int:
+        """Answers where the model itself failed (5xx)."""
+        return int(_value(self._errors, "_total"))
+
+    def by_status(self) -> dict[str, float]:
+        """Answered requests per HTTP status (as the label text)."""
+        return {
+            s.labels["status"]: s.value
+            for family in self._requests.collect()
+            for s in family.samples
+            if s.name.endswith("_total")
+        }
+
+    def buckets(self) -> tuple[list[tuple[str, float]], float]:
+        """The latency histogram: cumulative ``(le, count)`` pairs ending at +Inf, and the sum."""
+        pairs: list[tuple[str, float]] = []
+        total = 0.0
+        for family in self._latency.collect():
+            for s in family.samples:
+                if s.name.endswith("_bucket"):
+                    pairs.append((s.labels["le"], s.value))
+                elif s.name.endswith("_sum"):
+                    total = s.value
+        return pairs, total
+
+
+def _value(metric: Counter | Histogram, suffix: str) -> float:
+    for family in metric.collect():
+        for s in family.samples:
+            if s.name.endswith(suffix) and not s.labels:
+                return s.value
+    return 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class MetricsRow:
-    """One loaded version as the renderer sees it."""
+    """One loaded version as the collector sees it."""
 
     version: str
     digest: str
@@ -46,66 +113,60 @@ class MetricsRow:
     metrics: VersionMetrics
 
 
-def render_metrics(
-    endpoint: str, rows: Iterable[MetricsRow], log_counts: Mapping[str, int] | None = None
-) -> str:
-    """The Prometheus text of an endpoint: one series per loaded version."""
-    rows = list(rows)
-    ep = f'endpoint="{_escape(endpoint)}"'
-    labels = {r.version: f'{ep},version="{_escape(r.version)}"' for r in rows}
-    lines = [
-        "# HELP signoff_requests_total Prediction requests by HTTP status.",
-        "# TYPE signoff_requests_total counter",
-    ]
-    for r in rows:
-        for status in sorted(r.metrics.by_status):
-            lines.append(
-                f'signoff_requests_total{{{labels[r.version]},status="{status}"}} '
-                f"{r.metrics.by_status[status]}"
-            )
-    lines += [
-        "# HELP signoff_model_errors_total Prediction requests the model failed on (5xx).",
-        "# TYPE signoff_model_errors_total counter",
-        *(f"signoff_model_errors_total{{{labels[r.version]}}} {r.metrics.errors}" for r in rows),
-        "# HELP signoff_request_latency_seconds Time spent answering /predict.",
-        "# TYPE signoff_request_latency_seconds histogram",
-    ]
-    bounds = [*(f"{b:g}" for b in LATENCY_BUCKETS), "+Inf"]
-    for r in rows:
-        cumulative = 0
-        for bound, n in zip(bounds, r.metrics.buckets, strict=True):
-            cumulative += n
-            lines.append(
-                f'signoff_request_latency_seconds_bucket{{{labels[r.version]},le="{bound}"}} '
-                f"{cumulative}"
-            )
-        lines += [
-            f"signoff_request_latency_seconds_sum{{{labels[r.version]}}} {r.metrics.latency_sum!r}",
-            f"signoff_request_latency_seconds_count{{{labels[r.version]}}} {r.metrics.requests}",
-        ]
-    lines += [
-        "# HELP signoff_model_info The model versions this endpoint holds.",
-        "# TYPE signoff_model_info gauge",
-        *(
-            f'signoff_model_info{{{labels[r.version]},digest="{_escape(r.digest)}"}} 1'
-            for r in rows
-        ),
-        "# HELP signoff_traffic_share Share of prediction requests routed to a version (0..1).",
-        "# TYPE signoff_traffic_share gauge",
-        *(f"signoff_traffic_share{{{labels[r.version]}}} {r.share / 100:g}" for r in rows),
-    ]
-    if log_counts is not None:
-        lines += [
-            "# HELP signoff_predictions_logged_total Predictions written to the prediction log.",
-            "# TYPE signoff_predictions_logged_total counter",
-            f"signoff_predictions_logged_total{{{ep}}} {log_counts.get('logged', 0)}",
-            "# HELP signoff_predictions_dropped_total Sampled predictions that could not be "
-            "logged.",
-            "# TYPE signoff_predictions_dropped_total counter",
-            f"signoff_predictions_dropped_total{{{ep}}} {log_counts.get('dropped', 0)}",
-        ]
-    return "\n".join(lines) + "\n"
+class _EndpointCollector(Collector):
+    """Every loaded version's series, read when ``/metrics`` is scraped."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        rows: Callable[[], Iterable[MetricsRow]],
+        log_counts: Callable[[], Mapping[str, int]] | None,
+    ) -> None:
+        self._endpoint = endpoint
+        self._rows = rows
+        self._log_counts = log_counts
+
+    def collect(self) -> Iterator[Metric]:
+        ep = self._endpoint
+        rows = list(self._rows())
+        requests = CounterMetricFamily(*_REQUESTS, labels=["endpoint", "version", "status"])
+        errors = CounterMetricFamily(*_ERRORS, labels=["endpoint", "version"])
+        latency = HistogramMetricFamily(*_LATENCY, labels=["endpoint", "version"])
+        info = GaugeMetricFamily(*_INFO, labels=["endpoint", "version", "digest"])
+        share = GaugeMetricFamily(*_SHARE, labels=["endpoint", "version"])
+        for r in rows:
+            for status, count in sorted(r.metrics.by_status().items()):
+                requests.add_metric([ep, r.version, status], count)
+            errors.add_metric([ep, r.version], r.metrics.errors)
+            buckets, total = r.metrics.buckets()
+            latency.add_metric([ep, r.version], buckets, total)
+            info.add_metric([ep, r.version, r.digest], 1)
+            share.add_metric([ep, r.version], r.share / 100)
+        yield from (requests, errors, latency, info, share)
+        if self._log_counts is not None:
+            counts = self._log_counts()
+            logged = CounterMetricFamily(*_LOGGED, labels=["endpoint"])
+            logged.add_metric([ep], counts.get("logged", 0))
+            dropped = CounterMetricFamily(*_DROPPED, labels=["endpoint"])
+            dropped.add_metric([ep], counts.get("dropped", 0))
+            yield from (logged, dropped)
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def metrics_registry(
+    endpoint: str,
+    rows: Callable[[], Iterable[MetricsRow]],
+    log_counts: Callable[[], Mapping[str, int]] | None = None,
+) -> CollectorRegistry:
+    """A registry of one endpoint's own: its loaded versions (``rows``) and prediction log."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_EndpointCollector(endpoint, rows, log_counts))
+    return registry
+
+
+def render_metrics(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]:
+    """The exposition the scraper asked for (``Accept``) and its content type.
+
+    Prometheus text 0.0.4 by default; OpenMetrics for a scraper that asks for it.
+    """
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from signoff.spec._json_schema import FLOW_SCHEMA_ID, FLOW_SCHEMA_VERSION, flow_json_schema
-from signoff.spec._schedules import parse_rules
+from signoff.spec._options import parse_rules
 from signoff.spec.loader import (
     BUILTIN_VARIABLES,
     MAX_FLOW_BYTES,

@@ -6,7 +6,6 @@ and field path.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
@@ -16,7 +15,7 @@ from signoff.spec._schema import TRIGGER_KEYS, ScheduleModel, TriggerModel
 from signoff.spec._values import DECAY_METRICS, cron_parser
 from signoff.spec._yaml import Loc, type_name
 
-__all__ = ["ScheduleChecks", "parse_rules"]
+__all__ = ["ScheduleChecks"]
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -171,35 +170,3 @@ class ScheduleChecks:
             k=m.k,
             **common,
         )
-
-
-def parse_rules(
-    schedule: dict[str, Any] | None = None, triggers: list[dict[str, Any]] | None = None
-) -> tuple[ScheduleSpec | None, tuple[TriggerSpec, ...]]:
-    """Check a schedule and triggers given outside a flow file (command-line options).
-
-    They go through the flow loader itself, as keys of a one-task flow, so the rules are
-    the same; each problem is reported as ``--option: message``.
-    """
-    from signoff.errors import SignoffError, SpecError
-    from signoff.spec.loader import parse_flow
-
-    document: dict[str, Any] = {"flow": "options", "tasks": [{"title": "t", "command": "true"}]}
-    if schedule is not None:
-        document["schedule"] = schedule
-    if triggers:
-        document["triggers"] = triggers
-    try:
-        spec = parse_flow(json.dumps(document), "options").spec
-    except SpecError as exc:
-        lines = [f"{_option(issue.field)}: {issue.message}" for issue in exc.issues]
-        raise SignoffError("\n".join(lines) or "invalid options") from None
-    return spec.schedule_rule, spec.triggers
-
-
-def _option(field: str) -> str:
-    """``schedule.timezone`` -> ``--timezone``; ``triggers[0].min_events`` -> ``--min-events``."""
-    last = field.rsplit(".", 1)[-1] if "." in field else field
-    if last.startswith(("schedule", "triggers")):
-        return "options"
-    return "--" + last.replace("_", "-")

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import NoReturn
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from signoff.domain.names import endpoint_name_problem
 from signoff.domain.specs import Catchup, Overlap, ParamValue, TaskKind, TriggerKind
@@ -459,10 +459,10 @@ def cron_parser(key: str) -> Callable[[object], str]:
         line = " ".join(fields)
         try:
             croniter(line, datetime(2000, 1, 1)).get_next(datetime)
-        except (ValueError, KeyError) as exc:  # croniter's errors are ValueErrors
+        except CroniterBadDateError:  # a line croniter reads but no date matches (Feb 31)
+            return _fail(f"{key} {line!r} never fires")
+        except (ValueError, KeyError) as exc:  # croniter's other errors are ValueErrors
             reason = str(exc) or type(exc).__name__
-            if "failed to find next date" in reason:
-                return _fail(f"{key} {line!r} never fires")
             return _fail(f"{key} {line!r} is not a valid cron line: {reason}")
         return line
 

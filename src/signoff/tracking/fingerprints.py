@@ -1,10 +1,16 @@
 """Data fingerprints: what a file or folder of data is, by content hash, size, rows and schema.
 
+The one implementation: the review report describes each data task's output with
+:func:`describe_table` and :func:`folder_fingerprint` (the digest the engine records for a
+task's artifacts, which cache keys and reproductions compare), and :func:`fingerprint_path`
+describes any file or folder the same way.
+
 Every file is hashed. Tables are described where the format says so without executing or
 unpickling anything: numpy ``.npy``/``.npz`` (array headers only, never the data), CSV/TSV
-(header and a streamed record count), JSON/JSONL (top-level type, rows, first record's
-fields) and Parquet (footer metadata, only when pyarrow is installed). A file that claims a
-format but cannot be read is listed as unreadable; it never raises.
+(header, column types guessed from the first rows, a streamed record count), JSON/JSONL
+(top-level type, rows, first record's fields) and Parquet (footer metadata, only when
+pyarrow is installed). A file that claims a format but cannot be read is listed as
+unreadable; it never raises.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import importlib.util
 import json
 import os
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, NotRequired, TypedDict
 
@@ -32,7 +38,9 @@ __all__ = [
     "MAX_SCHEMA_BYTES",
     "Table",
     "Unreadable",
+    "describe_table",
     "fingerprint_path",
+    "folder_fingerprint",
 ]
 
 MAX_SCHEMA_BYTES = 2 * 1024**3
@@ -90,12 +98,42 @@ class Fingerprint(TypedDict):
     unreadable: list[Unreadable]
 
 
+def folder_fingerprint(files: Iterable[tuple[str, str]]) -> str:
+    """One digest for a set of files: sha256 over ``"<path>\\0<sha256>\\0"``, sorted by path.
+
+    ``files`` are (relative path, content sha256) pairs; the engine computes it over a task
+    run's artifact records, the report over the same records, :func:`fingerprint_path` over
+    what it hashed.
+    """
+    h = hashlib.sha256()
+    for rel, sha in sorted(files):
+        h.update(f"{rel}\0{sha}\0".encode())
+    return h.hexdigest()
+
+
+def describe_table(path: Path, rel: str) -> Table | None:
+    """The schema of one file if its format is a table one (``None`` otherwise).
+
+    Reads headers (and, for CSV/TSV and JSONL, streams the file once to count records);
+    raises ``OSError``/``ValueError``/``EOFError``/``zipfile.BadZipFile``/``csv.Error`` for
+    a file that claims a format it does not hold.
+    """
+    reader = _reader_for(path.suffix.lower())
+    if reader is None:
+        return None
+    counter = None
+    if reader in _COUNTED:
+        counter = _RecordCounter(quotes=reader is _read_csv)
+        _sha256(path, counter)
+    return reader(path, rel, counter)
+
+
 def fingerprint_path(path: Path) -> Fingerprint:
     """Fingerprint a data file or folder (symlinked folders are followed, once each).
 
-    ``digest`` is the sha256 of ``"<relative path>\\0<file sha256>\\n"`` for every file in
-    sorted order (a single file's relative path is its name). ``rows`` is the sum of the rows
-    of every table whose row count is known, or ``None`` if there is none.
+    ``digest`` is :func:`folder_fingerprint` of every file (a single file's relative path is
+    its name). ``rows`` is the sum of the rows of every table whose row count is known, or
+    ``None`` if there is none.
     """
     if not path.exists():
         raise NotFoundError(f"no data at {path}")
@@ -104,7 +142,6 @@ def fingerprint_path(path: Path) -> Fingerprint:
     entries: list[FileEntry] = []
     tables: list[Table] = []
     unreadable: list[Unreadable] = []
-    digest = hashlib.sha256()
     for file in files:
         rel = file.relative_to(root).as_posix()
         size = file.stat().st_size
@@ -112,7 +149,6 @@ def fingerprint_path(path: Path) -> Fingerprint:
         counter = _RecordCounter(quotes=reader is _read_csv) if reader in _COUNTED else None
         sha = _sha256(file, counter)
         entries.append(FileEntry(path=rel, sha256=sha, bytes=size))
-        digest.update(f"{rel}\0{sha}\n".encode())
         if reader is None:
             continue
         try:
@@ -121,7 +157,7 @@ def fingerprint_path(path: Path) -> Fingerprint:
             unreadable.append(Unreadable(path=rel, reason=f"{type(exc).__name__}: {exc}"))
     known = [t["rows"] for t in tables if t["rows"] is not None]
     return Fingerprint(
-        digest=digest.hexdigest(),
+        digest=folder_fingerprint((e["path"], e["sha256"]) for e in entries),
         files=len(entries),
         bytes=sum(e["bytes"] for e in entries),
         rows=sum(known) if known else None,

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request
@@ -24,9 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from signoff.errors import SignoffError
 from signoff.server.errors import status_of
-
-if TYPE_CHECKING:
-    from signoff.server.auth import SignedIn
+from signoff.server.identity import SignedIn
 
 __all__ = [
     "HEADERS",

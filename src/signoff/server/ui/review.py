@@ -22,7 +22,7 @@ from signoff.domain.records import DecisionRecord, GateRecord, RunRecord, TaskRu
 from signoff.domain.states import TaskRunState
 from signoff.engine.engine import new_id
 from signoff.errors import GateClosedError, NotATargetError, NotFoundError, SignoffError
-from signoff.review.decide import decide_gate
+from signoff.gates.decide import decide_gate
 from signoff.server.auth import SignedIn
 from signoff.server.deps import AppDep, FormDep, SignedInDep, WorkerDep
 from signoff.server.ui.layout import (

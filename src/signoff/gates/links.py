@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from signoff.domain.records import LinkToken
 from signoff.errors import SignoffError
 
-__all__ = ["MAX_TOKEN_LENGTH", "LinkError", "LinkSigner", "MintedLink", "same_secret", "token_hash"]
+__all__ = [
+    "MAX_TOKEN_LENGTH",
+    "LinkError",
+    "LinkGoneError",
+    "LinkSigner",
+    "MintedLink",
+    "same_secret",
+    "token_hash",
+]
 
 # A genuine token is about 200 characters; anything much longer is refused unread.
 MAX_TOKEN_LENGTH = 1000
@@ -27,6 +35,10 @@ MAX_TOKEN_LENGTH = 1000
 
 class LinkError(SignoffError):
     """A link that is malformed, forged, expired, used, or no longer applies."""
+
+
+class LinkGoneError(LinkError):
+    """A genuine link that worked once and never will again: it expired, or it was used."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +121,7 @@ class LinkSigner:
         if not isinstance(body, dict) or {"g", "u", "d", "e"} - body.keys():
             raise LinkError("this link is damaged")
         if float(body["e"]) <= now:
-            raise LinkError("this link has expired; ask for a new one or decide in signoff")
+            raise LinkGoneError("this link has expired; ask for a new one or decide in signoff")
         return body
 
     def csrf_for(self, token: str, cookie: str) -> str:

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from signoff.domain.records import ModelVersionRecord
-from signoff.review.plots import confusion_counts, pr_curve, roc_curve
-from signoff.review.sections import Context
+from signoff.report.sections import Context
+from signoff.stats.curves import confusion_counts, pr_curve, roc_curve
 
 __all__ = ["HOLDOUT_SCORES", "FEATURE_IMPORTANCE", "THRESHOLD", "figures_section"]
 

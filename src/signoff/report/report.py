@@ -4,7 +4,7 @@ It is written as ``report.json`` (the record; its sha256 goes into the gate and 
 decision) and ``report.html`` (the same content for people: self-contained, no script, no
 external asset, readable on a phone). The same store state and ``now`` give the same bytes:
 keys are sorted, lists keep the store's order and nothing reads the clock.
-The keys of ``report.json`` are documented in ``review/README.md``.
+The keys of ``report.json`` are documented in ``report/README.md``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ from markupsafe import Markup
 from signoff.domain.ports import Store
 from signoff.domain.records import ModelVersionRecord, RunRecord
 from signoff.domain.specs import FlowSpec
-from signoff.review.drift import SIGNIFICANT
-from signoff.review.figures import figures_section
-from signoff.review.plots import bar_chart_svg, confusion_svg, curve_svg
-from signoff.review.sections import (
+from signoff.report.figures import figures_section
+from signoff.report.plots import bar_chart_svg, confusion_svg, curve_svg
+from signoff.report.sections import (
     Context,
     comparison_section,
     data_section,
@@ -37,6 +36,7 @@ from signoff.review.sections import (
     timeline_section,
     utc,
 )
+from signoff.stats.drift import SIGNIFICANT
 
 __all__ = [
     "FORMAT",

@@ -23,9 +23,9 @@ from signoff.domain.ports import Clock, Message, Notifier, Store
 from signoff.domain.records import AuditEvent, GateRecord, RunRecord
 from signoff.domain.states import RunState, TaskRunState
 from signoff.errors import ConflictError, SignoffError
-from signoff.review.decide import decide_gate
-from signoff.review.links import LinkSigner
-from signoff.review.rules import evaluate_rule
+from signoff.gates.decide import decide_gate
+from signoff.gates.links import LinkSigner
+from signoff.gates.rules import evaluate_rule
 
 __all__ = ["RULE_ACTOR", "SHARED", "GateService"]
 

@@ -1,6 +1,6 @@
 """The report's sections as data: read from the store and the run's files, never written.
 
-Each public function returns one section of ``report.json`` (see ``review/README.md`` for the
+Each public function returns one section of ``report.json`` (see ``report/README.md`` for the
 keys). They read only what the run recorded, so the same store state gives the same section.
 """
 
@@ -17,8 +17,9 @@ from signoff.domain.ports import Store
 from signoff.domain.records import ModelVersionRecord, RunRecord, TaskRunRecord
 from signoff.domain.specs import FlowSpec, TaskKind
 from signoff.errors import SignoffError
-from signoff.review.datasets import artifacts_digest, describe_output
-from signoff.review.drift import (
+from signoff.report.datasets import artifacts_digest, describe_output
+from signoff.spec.templates import render
+from signoff.stats.drift import (
     BINS,
     EPSILON,
     MODERATE,
@@ -27,7 +28,6 @@ from signoff.review.drift import (
     compare_samples,
     load_training_sample,
 )
-from signoff.spec.templates import render
 
 __all__ = [
     "Context",

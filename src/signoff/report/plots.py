@@ -1,9 +1,9 @@
-"""The report's figures: curve data computed with numpy and SVG written by hand.
+"""The report's figures as SVG written by hand (the curve data is :mod:`signoff.stats.curves`).
 
 Everything here is deterministic (fixed decimals, no timestamps, no random ids) so the same
-data gives the same bytes. The SVGs are small (curves downsampled to ``MAX_POINTS``), scale
-to the width of a phone (``viewBox``, no fixed size) and need no script or external asset.
-Text is XML-escaped; each builder returns one ``<svg>`` element as a string.
+data gives the same bytes. The SVGs are small (curves are downsampled before they get here),
+scale to the width of a phone (``viewBox``, no fixed size) and need no script or external
+asset. Text is XML-escaped; each builder returns one ``<svg>`` element as a string.
 """
 
 from __future__ import annotations
@@ -12,102 +12,13 @@ from collections.abc import Sequence
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-import numpy as np
-import numpy.typing as npt
+__all__ = ["bar_chart_svg", "confusion_svg", "curve_svg"]
 
-__all__ = [
-    "MAX_POINTS",
-    "bar_chart_svg",
-    "confusion_counts",
-    "confusion_svg",
-    "curve_svg",
-    "downsample",
-    "pr_curve",
-    "roc_curve",
-]
-
-MAX_POINTS = 200
 _COLORS = ("#1f5fa8", "#c2571a", "#2e7d32", "#6a3d9a")
 _DASHES = ("", "6 3", "2 2", "8 2 2 2")
 _SVG_NS = "http://www.w3.org/2000/svg"
 
 Point = tuple[float, float]
-
-
-# --- curves ------------------------------------------------------------------------------
-
-
-def _ranked(y: npt.ArrayLike, score: npt.ArrayLike) -> tuple[np.ndarray[Any, Any], ...]:
-    """Cumulative true and false positives at each distinct threshold, high scores first."""
-    labels = np.asarray(y, dtype=np.float64).ravel() > 0.5
-    scores = np.asarray(score, dtype=np.float64).ravel()
-    if labels.shape != scores.shape:
-        raise ValueError("y and score must have the same length")
-    order = np.argsort(-scores, kind="mergesort")
-    labels, scores = labels[order], scores[order]
-    last = np.r_[np.flatnonzero(np.diff(scores)), scores.size - 1]  # end of each tie group
-    tp = np.cumsum(labels)[last].astype(np.float64)
-    fp = (last + 1 - tp).astype(np.float64)
-    return tp, fp
-
-
-def downsample(points: Sequence[Point], limit: int = MAX_POINTS) -> list[Point]:
-    """At most ``limit`` points, evenly spaced along the sequence, first and last kept."""
-    if len(points) <= limit:
-        return list(points)
-    picks = np.unique(np.round(np.linspace(0, len(points) - 1, limit)).astype(int))
-    return [points[int(i)] for i in picks]
-
-
-def _rounded(points: Sequence[Point]) -> list[list[float]]:
-    return [[round(x, 4), round(y, 4)] for x, y in points]
-
-
-def roc_curve(y: npt.ArrayLike, score: npt.ArrayLike) -> dict[str, Any] | None:
-    """ROC points ``[fpr, tpr]`` (downsampled) and the area under the full curve.
-
-    ``None`` when the labels are all of one class (the curve is undefined).
-    """
-    tp, fp = _ranked(y, score)
-    positives, negatives = (tp[-1], fp[-1]) if tp.size else (0.0, 0.0)
-    if positives == 0 or negatives == 0:
-        return None
-    tpr = np.r_[0.0, tp / positives]
-    fpr = np.r_[0.0, fp / negatives]
-    area = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
-    points = list(zip(fpr.tolist(), tpr.tolist(), strict=True))
-    return {"auc": round(area, 6), "points": _rounded(downsample(points))}
-
-
-def pr_curve(y: npt.ArrayLike, score: npt.ArrayLike) -> dict[str, Any] | None:
-    """Precision-recall points ``[recall, precision]`` (downsampled) and average precision.
-
-    ``None`` when there is no positive label.
-    """
-    tp, fp = _ranked(y, score)
-    positives = tp[-1] if tp.size else 0.0
-    if positives == 0:
-        return None
-    recall = np.r_[0.0, tp / positives]
-    precision = np.r_[1.0, tp / (tp + fp)]
-    average = float(np.sum(np.diff(recall) * precision[1:]))
-    points = list(zip(recall.tolist(), precision.tolist(), strict=True))
-    return {"average_precision": round(average, 6), "points": _rounded(downsample(points))}
-
-
-def confusion_counts(
-    y: npt.ArrayLike, score: npt.ArrayLike, threshold: float = 0.5
-) -> dict[str, Any]:
-    """True/false positives/negatives when a score at or above ``threshold`` means positive."""
-    labels = np.asarray(y, dtype=np.float64).ravel() > 0.5
-    predicted = np.asarray(score, dtype=np.float64).ravel() >= threshold
-    return {
-        "threshold": threshold,
-        "tp": int(np.sum(labels & predicted)),
-        "fp": int(np.sum(~labels & predicted)),
-        "fn": int(np.sum(labels & ~predicted)),
-        "tn": int(np.sum(~labels & ~predicted)),
-    }
 
 
 # --- SVG ---------------------------------------------------------------------------------

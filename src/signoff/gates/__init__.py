@@ -1,0 +1,1 @@
+"""Human validation gates: deciding, links, rules, timers, the gate service, audit checks."""

@@ -1,0 +1,1 @@
+"""The review report a gate opens with: sections, figures, plots, the HTML template."""

@@ -1,1 +1,0 @@
-"""Human validation: the review report and deciding gates under their policy."""

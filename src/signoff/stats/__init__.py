@@ -1,0 +1,1 @@
+"""Statistics shared by the report and the triggers: drift, quality metrics, curves."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import getpass
 import importlib
 import inspect
-import io
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,11 +23,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
 from signoff.domain.specs import ConditionSpec, FlowSpec, ParamValue
 from signoff.errors import ExecutionError, SpecError, SpecIssue
+from signoff.sdk._dump import dump_document
 from signoff.sdk.tasks import (
     Duration,
     ParamInput,
@@ -386,7 +383,7 @@ class Flow:
 
     def _compile(self, *, in_process: bool) -> _Compiled:
         document, problems = self._document(in_process=in_process)
-        text = _dump(document, where=f"flow {self.name!r}")
+        text = dump_document(document, where=f"flow {self.name!r}")
         filename = f"<flow {self.name} defined in module {self._module}>"
         base = self._base_dir if self._base_dir is not None else Path.cwd()
         issues: list[SpecIssue] = []
@@ -500,75 +497,6 @@ def _drop_none(keys: dict[str, Any]) -> dict[str, Any]:
 def _task_index(issue: SpecIssue) -> int:
     match = _TASK_FIELD.match(issue.field)
     return int(match.group(1)) if match else -1
-
-
-# ---------------------------------------------------------------- YAML
-
-
-def _dump(document: dict[str, Any], *, where: str) -> str:
-    yaml = YAML(typ="rt")
-    yaml.width = 1 << 16  # never fold a long command over lines
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    out = io.StringIO()
-    yaml.dump(_plain(document, where, ()), out)
-    return out.getvalue()
-
-
-_INLINE_MAPPINGS = frozenset({"resources", "env"})  # written {cpu: 2, gpu: 0}
-_INLINE_ITEMS = frozenset({"params", "conditions"})  # items written {key: seed, value: 7}
-_Path = tuple[str | int, ...]
-
-
-def _plain(value: Any, where: str, path: _Path) -> Any:
-    """A copy made of the types a flow file holds; anything else is a ``TypeError``."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, Mapping):
-        mapping = CommentedMap(
-            (str(k), _plain(v, where, (*path, str(k)))) for k, v in value.items()
-        )
-        if _inline(path) and all(_is_flow(v) for v in mapping.values()):
-            mapping.fa.set_flow_style()
-        return mapping
-    if isinstance(value, list | tuple):
-        items = CommentedSeq(_plain(v, where, (*path, i)) for i, v in enumerate(value))
-        if not any(isinstance(item, dict | list) for item in items):
-            items.fa.set_flow_style()  # short lists on one line: [3, 6]
-        return items
-    if hasattr(value, "__index__"):  # integer types of other libraries (numpy.int64)
-        return int(value.__index__())
-    kind = f"{type(value).__module__}.{type(value).__qualname__}"
-    raise TypeError(
-        f"{where}: {_path_text(path)}: a value of type {kind} cannot go in a flow; "
-        "use str, int, float or bool (and lists and mappings of them)"
-    )
-
-
-def _is_flow(node: Any) -> bool:
-    """A scalar, or a list already written on one line."""
-    if isinstance(node, CommentedSeq):
-        return bool(node.fa.flow_style())
-    return not isinstance(node, dict | list)
-
-
-def _inline(path: _Path) -> bool:
-    if path and path[-1] in _INLINE_MAPPINGS:
-        return True
-    return len(path) >= 2 and isinstance(path[-1], int) and path[-2] in _INLINE_ITEMS
-
-
-def _path_text(path: _Path) -> str:
-    """``("tasks", 2, "params", 0, "value")`` -> ``tasks[2].params[0].value``."""
-    text = ""
-    for step in path:
-        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else step)
-    return text
 
 
 # ---------------------------------------------------------------- running

@@ -41,6 +41,9 @@ class SystemClock:
     def now(self) -> float:
         return time.time()
 
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
 
 @dataclass
 class App:

@@ -60,6 +60,10 @@ class Clock(Protocol):
         """Seconds since the epoch."""
         ...
 
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (a fake clock may move its time on instead)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class TaskExecution:

@@ -19,4 +19,3 @@ def test_retries_without_a_delay_start_at_once() -> None:
 @pytest.mark.parametrize(("tries", "delay"), [(1, 1.5), (2, 3.0), (3, 6.0), (4, None)])
 def test_the_delay_doubles_with_each_retry(tries: int, delay: float | None) -> None:
     assert retry_delay(tries, RetryPolicy(retries=3, delay=1.5)) == delay
-

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from signoff import failpoints
 from signoff.domain.planning import evaluate_tasks, run_outcome
 from signoff.domain.ports import Clock, EndpointRunner, Executor, Store, TaskOutcome
+from signoff.domain.ports_execution import ArtifactStore
 from signoff.domain.records import GateRecord, RunRecord, TaskOutputs, TaskRunRecord
 from signoff.domain.retries import RetryPolicy, retry_delay
 from signoff.domain.specs import FlowSpec, ParamValue, TaskSpec
@@ -77,6 +78,7 @@ class Engine:
     home: Path
     executor_factory: Callable[[], Executor]
     endpoints: EndpointRunner
+    artifacts: ArtifactStore
     observer: EngineObserver = field(default_factory=_SilentObserver)
     lease_seconds: float = 30.0
     max_lost_attempts: int = 3
@@ -469,7 +471,7 @@ class _Drive:
             return
         try:
             outputs = read_outputs(
-                self.run, tr, now=now, new_id=new_id, artifacts_root=self.engine.home / "artifacts"
+                self.run, tr, now=now, new_id=new_id, artifacts=self.engine.artifacts
             )
         except (SignoffError, OSError) as exc:
             self._failed(tr, f"could not record outputs: {exc}")

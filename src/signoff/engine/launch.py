@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from signoff.domain.ports import TaskExecution
+from signoff.domain.ports_execution import ArtifactRef
 from signoff.domain.records import RunRecord, TaskRunRecord
 from signoff.domain.specs import TaskSpec
 from signoff.engine.workdir import (
@@ -22,6 +23,7 @@ from signoff.engine.workdir import (
     input_map,
     link_inputs,
     link_output_dir,
+    output_of,
     prepare_work_dir,
 )
 from signoff.spec.templates import render, task_slug
@@ -112,4 +114,20 @@ def task_execution(
         call=task.call,
         params=rendered.params,
         inputs=input_map(task, by_task) if task.call is not None else {},
+        code=str(Path(run.work_dir) / "code"),
+        input_refs=_input_refs(task, by_task),
+        output_link=task.output_dir,
+        fresh=_is_fresh(tr),
+    )
+
+
+def _input_refs(
+    task: TaskSpec, by_task: Mapping[str, list[TaskRunRecord]]
+) -> tuple[ArtifactRef, ...]:
+    """The upstream outputs, as references a worker can fetch them by."""
+    return tuple(
+        ArtifactRef(name, task_slug(name), str(output_of(up)), up.index if len(ups) > 1 else -1)
+        for name in task.depends_on
+        for ups in [by_task[name]]
+        for up in ups
     )

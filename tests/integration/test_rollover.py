@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 from signoff.cli.commands import app as cli_app
 from signoff.cli.serving_commands import ExportFormat, build_manifests
+from signoff.deployment import Deployer
 from signoff.domain.records import (
     DeploymentKind,
     EndpointRecord,
@@ -36,7 +37,6 @@ from signoff.domain.records import (
 from signoff.domain.specs import FlowSpec, TaskKind, TaskSpec
 from signoff.domain.states import RunState, TaskRunState
 from signoff.endpoints import EndpointProcess, LocalEndpointRunner
-from signoff.engine.deploy import Deployer
 from signoff.engine.engine import new_id
 from signoff.errors import ExecutionError, SignoffError
 from signoff.registry.flavors import folder_digest, save_model

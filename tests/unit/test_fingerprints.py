@@ -188,6 +188,7 @@ def test_the_digest_is_the_one_the_engine_records_for_a_task_output(
 ) -> None:
     # the engine ingests a task's output into artifact records; their folder fingerprint is
     # what cache keys, reproductions and the review report compare: it must be this digest
+    from signoff.artifacts import LocalArtifactStore
     from signoff.domain.records import RunRecord, TaskRunRecord
     from signoff.domain.specs import TaskKind
     from signoff.domain.states import RunState, TaskRunState
@@ -206,9 +207,8 @@ def test_the_digest_is_the_one_the_engine_records_for_a_task_output(
     tr = TaskRunRecord(
         "t1", "r1", "data", -1, TaskKind.DATA, {}, TaskRunState.RUNNING, 0, 1, str(work), 1.0
     )
-    outputs = read_outputs(
-        run, tr, now=2.0, new_id=lambda: "x", artifacts_root=tmp_path / "artifacts"
-    )
+    artifacts = LocalArtifactStore(tmp_path / "artifacts")
+    outputs = read_outputs(run, tr, now=2.0, new_id=lambda: "x", artifacts=artifacts)
     digest = fingerprint_path(work / "output")["digest"]
     assert folder_fingerprint(outputs.artifacts) == digest
     described = describe_output(work / "output", outputs.artifacts)

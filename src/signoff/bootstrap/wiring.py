@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from signoff import failpoints
+from signoff.artifacts import LocalArtifactStore
 from signoff.bootstrap.settings import Settings
 from signoff.domain.ports import Executor, Notifier
 from signoff.endpoints.local import LocalEndpointRunner
@@ -40,6 +41,9 @@ class SystemClock:
 
     def now(self) -> float:
         return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
 
 
 @dataclass
@@ -90,6 +94,7 @@ def build_app(settings: Settings, observer: EngineObserver | None = None) -> App
         home=home,
         executor_factory=make_executor,
         endpoints=endpoints,
+        artifacts=LocalArtifactStore(home / "artifacts"),
         lease_seconds=settings.lease_seconds,
         stop_leftover=stop_leftover,
     )

@@ -3,7 +3,7 @@
 ``signoff endpoints`` lists endpoints; ``endpoints stop``, ``endpoints history`` and
 ``endpoints export`` act on one. ``deploy``, ``rollback`` and ``promote`` change what an
 endpoint serves through the same code as the deploy task
-(:class:`signoff.engine.deploy.Deployer`): digest check, load beside, warm-up, atomic switch,
+(:class:`signoff.deployment.Deployer`): digest check, load beside, warm-up, atomic switch,
 and one recorded deployment per change.
 """
 
@@ -27,10 +27,10 @@ from signoff.bootstrap import App, build_app
 from signoff.cli import views
 from signoff.cli.auth import identify
 from signoff.cli.console import JsonOpt, err, out, print_json, read_settings, settings_user
+from signoff.deployment import Deployer, approval_of, resolve_model_version, why_unapproved
 from signoff.domain.names import check_endpoint_name
 from signoff.domain.ports import Store
 from signoff.domain.records import EndpointRecord, ModelVersionRecord
-from signoff.engine.deploy import Deployer, approval_of, resolve_model_version, why_unapproved
 from signoff.engine.engine import new_id
 from signoff.errors import NotFoundError, SignoffError
 

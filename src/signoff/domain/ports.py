@@ -30,6 +30,8 @@ from signoff.domain.records import (
 from signoff.domain.specs import Catchup, FlowSpec, Overlap, ParamValue, TriggerSpec
 from signoff.domain.states import RunState, TaskRunState
 
+from .ports_execution import Clock, Executor, TaskExecution, TaskOutcome
+
 __all__ = [
     "Claim",
     "Clock",
@@ -51,62 +53,6 @@ __all__ = [
     "TaskOutcome",
     "VersionState",
 ]
-
-
-class Clock(Protocol):
-    """Where time comes from (a fake one in tests)."""
-
-    def now(self) -> float:
-        """Seconds since the epoch."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class TaskExecution:
-    """Everything an executor needs to run one task run's command."""
-
-    task_run_id: str
-    command: str
-    work_dir: Path
-    env: Mapping[str, str]
-    cpu: float = 1.0
-    gpu: float = 0.0
-    timeout: float | None = None
-    call: str | None = None  # "module:function": a Python task run in-process
-    params: dict[str, Any] = field(default_factory=dict)
-    inputs: dict[str, Path] = field(default_factory=dict)  # upstream name -> its output folder
-
-
-@dataclass(frozen=True, slots=True)
-class TaskOutcome:
-    """How a task run's command ended."""
-
-    task_run_id: str
-    exit_code: int
-    error: str | None = None  # set when the command could not even start
-
-
-class Executor(Protocol):
-    """Runs task commands; ``submit`` returns at once, ``wait_any`` blocks for finished ones."""
-
-    @property
-    def capacity(self) -> int:
-        """How many slots (cores' worth of tasks) run at the same time."""
-        ...
-
-    def slots_needed(self, cpu: float) -> int: ...
-
-    def free_slots(self) -> int: ...
-
-    def in_flight(self) -> int: ...
-
-    def submit(self, execution: TaskExecution) -> None: ...
-
-    def wait_any(self, timeout: float | None = None) -> list[TaskOutcome]: ...
-
-    def cancel(self, task_run_id: str) -> None: ...
-
-    def shutdown(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,20 +1,20 @@
 """Content-addressed artifacts and cache keys.
 
-Every file a task run leaves in its output folder is hashed (sha256) and hard-linked into
-``<home>/artifacts/<aa>/<digest>``: the same bytes are stored once however many runs produce
-them, and downstream tasks read upstream outputs through links, never through copies.
+Every file a task run leaves in its output folder goes into the artifact store (the
+``ArtifactStore`` port; ``<home>/artifacts/<aa>/<digest>`` locally) under its sha256: the same
+bytes are stored once however many runs produce them, and downstream tasks read upstream
+outputs through links, never through copies.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from signoff.domain.ports_execution import ArtifactStore
 from signoff.domain.records import ArtifactRecord
 from signoff.tracking import fingerprints
 
@@ -31,33 +31,12 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def collect_artifacts(output: Path, task_run_id: str, store_root: Path) -> list[ArtifactRecord]:
-    """Hash every file under ``output`` and link it into the content-addressed store."""
-    if not output.is_dir():
-        return []
-    records: list[ArtifactRecord] = []
-    for root, dirs, files in os.walk(output):
-        dirs.sort()
-        for name in sorted(files):
-            path = Path(root) / name
-            if path.is_symlink():
-                continue
-            digest = _sha256(path)
-            records.append(
-                ArtifactRecord(
-                    task_run_id=task_run_id,
-                    path=path.relative_to(output).as_posix(),
-                    sha256=digest,
-                    size=path.stat().st_size,
-                )
-            )
-            target = store_root / digest[:2] / digest
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                # On another file system the link fails; the record still names the content.
-                with contextlib.suppress(OSError):
-                    os.link(path, target)
-    return records
+def collect_artifacts(output: Path, task_run_id: str, store: ArtifactStore) -> list[ArtifactRecord]:
+    """Put every file under ``output`` into the artifact store; one record per file."""
+    return [
+        ArtifactRecord(task_run_id, rel, digest, (output / rel).stat().st_size)
+        for rel, digest in store.put_folder(output).items()
+    ]
 
 
 def folder_fingerprint(records: Iterable[ArtifactRecord]) -> str:

@@ -8,11 +8,8 @@ returns, and whoever decides the gate calls ``drive`` again.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import socket
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -22,26 +19,20 @@ from typing import Any, Protocol
 
 from signoff import failpoints
 from signoff.domain.planning import evaluate_tasks, run_outcome
-from signoff.domain.ports import Clock, EndpointRunner, Executor, Store, TaskExecution, TaskOutcome
+from signoff.domain.ports import Clock, EndpointRunner, Executor, Store, TaskOutcome
+from signoff.domain.ports_execution import ArtifactStore
 from signoff.domain.records import GateRecord, RunRecord, TaskOutputs, TaskRunRecord
-from signoff.domain.specs import FlowSpec, ParamValue, TaskKind, TaskSpec
+from signoff.domain.retries import RetryPolicy, retry_delay
+from signoff.domain.specs import FlowSpec, ParamValue, TaskSpec
 from signoff.domain.states import RunState, TaskRunState
-from signoff.engine import builtin
-from signoff.engine.artifacts import cache_key, code_fingerprint, folder_fingerprint
-from signoff.engine.deploy import deploy
+from signoff.engine.cache import CachePolicy
 from signoff.engine.ingest import read_outputs
-from signoff.engine.workdir import (
-    env_key,
-    input_map,
-    link_inputs,
-    link_output_dir,
-    log_tail,
-    prepare_work_dir,
-    snapshot_code,
-)
+from signoff.engine.kinds import KindContext, builtin_kind
+from signoff.engine.launch import prepare_folder, render_task, task_execution
+from signoff.engine.lease import Lease, RunBusyError
+from signoff.engine.plan import check_overrides, plan_task_runs, resolve_flow_params, run_facts
+from signoff.engine.workdir import log_tail, snapshot_code
 from signoff.errors import ConflictError, SignoffError
-from signoff.spec.templates import render, task_slug
-from signoff.tracking.environment import code_version, environment
 
 __all__ = ["Engine", "EngineObserver", "RunBusyError", "new_id"]
 
@@ -51,10 +42,6 @@ _T = TaskRunState
 def new_id() -> str:
     """A short random identifier (12 hex digits) for runs, task runs, gates and models."""
     return uuid.uuid4().hex[:12]
-
-
-class RunBusyError(ConflictError):
-    """Another live process holds the run's lease and is driving it."""
 
 
 class EngineObserver(Protocol):
@@ -91,6 +78,7 @@ class Engine:
     home: Path
     executor_factory: Callable[[], Executor]
     endpoints: EndpointRunner
+    artifacts: ArtifactStore
     observer: EngineObserver = field(default_factory=_SilentObserver)
     lease_seconds: float = 30.0
     max_lost_attempts: int = 3
@@ -121,8 +109,8 @@ class Engine:
         run's facts as ``trigger``.
         """
         overrides = dict(params or {})
-        _check_overrides(spec, overrides)
-        flow_params = _flow_params(spec, overrides)
+        check_overrides(spec, overrides)
+        flow_params = resolve_flow_params(spec, overrides)
         self.store.save_flow(spec, source)
         run_id = new_id()
         run_dir = self.home / "runs" / run_id
@@ -131,50 +119,15 @@ class Engine:
         if base_dir is not None:
             snapshot_code(base_dir, code_dir, skip=self.home)
         now = self.clock.now()
-        task_runs: list[TaskRunRecord] = []
-        for order, task in enumerate(spec.tasks):
-            combos = task.grid(overrides)
-            for idx, combo in enumerate(combos):
-                suffix = f"-{idx}" if len(combos) > 1 else ""
-                task_runs.append(
-                    TaskRunRecord(
-                        id=new_id(),
-                        run_id=run_id,
-                        task_name=task.name,
-                        index=idx if len(combos) > 1 else -1,
-                        kind=task.kind,
-                        params={**flow_params, **combo},
-                        state=TaskRunState.PENDING,
-                        version=0,
-                        attempt=0,
-                        work_dir=str(run_dir / "tasks" / f"{task_slug(task.name)}{suffix}"),
-                        created_at=now + order * 1e-6,
-                    )
-                )
-        all_params = {**flow_params, **overrides}
-        seeds = {
-            k: v
-            for tr in task_runs
-            for k, v in tr.params.items()
-            if "seed" in k.lower() or k.lower() == "random_state"
-        }
-        facts: dict[str, Any] = {
-            "code": code_version(base_dir),
-            "code_snapshot": code_fingerprint(code_dir),
-            "environment": environment(),
-            "seeds": seeds,
-        }
-        if reproduces is not None:
-            facts["reproduces"] = reproduces
-        if trigger is not None:
-            facts["trigger"] = dict(trigger)
+        task_runs = plan_task_runs(spec, run_id, run_dir, flow_params, overrides, now, new_id)
+        facts = run_facts(base_dir, code_dir, task_runs, reproduces=reproduces, trigger=trigger)
         run = RunRecord(
             id=run_id,
             flow_name=spec.name,
             flow_hash=spec.spec_hash,
             state=RunState.QUEUED,
             version=0,
-            params=all_params,
+            params={**flow_params, **overrides},
             started_by=started_by,
             work_dir=str(run_dir),
             created_at=now,
@@ -196,13 +149,12 @@ class Engine:
         if run.state.is_terminal:
             return run
         owner = f"{self.owner}/{new_id()[:6]}"
-        holder = self.store.claim_run(run.id, owner, now=self.clock.now(), ttl=self.lease_seconds)
-        if holder is not None:
-            raise RunBusyError(f"run {run.id} is being driven by {holder}")
+        lease = Lease(self.store, self.clock, run.id, owner, self.lease_seconds)
+        lease.claim()
         try:
-            return _Drive(self, self.store.get_run(run.id), owner).go()
+            return _Drive(self, self.store.get_run(run.id), lease).go()
         finally:
-            self.store.release_run(run.id, owner)
+            lease.release()
 
     def cancel(self, run_id: str, *, actor: str, reason: str | None = None) -> RunRecord:
         """Cancel a run: every task run that has not ended is cancelled, commands stopped."""
@@ -210,23 +162,22 @@ class Engine:
         if run.state.is_terminal:
             raise ConflictError(f"run {run.id} already ended: {run.state}")
         why = f"cancelled by {actor}" + (f": {reason}" if reason else "")
-        run = self.store.transition_run(run, RunState.CANCELLED, at=self.clock.now(), reason=why)
-        self.observer.after_run_transition(run)
+        run = self.move_run(run, RunState.CANCELLED, why)
         for listed in self.store.list_task_runs(run.id):
-            tr = listed
-            while not tr.state.is_terminal:
-                try:
-                    moved = self.store.transition_task_run(
-                        tr, _T.CANCELLED, at=self.clock.now(), reason=why, actor=actor
-                    )
-                except ConflictError:
-                    tr = self.store.get_task_run(tr.id)
-                    continue
-                if tr.state is _T.RUNNING:
-                    self.stop_leftover(Path(tr.work_dir), tr.id)
-                self.observer.after_task_transition(moved)
-                break
+            self._cancel_task(listed, why, actor)
         return run
+
+    def _cancel_task(self, tr: TaskRunRecord, why: str, actor: str) -> None:
+        """Cancel one task run through the door; a concurrent change is reread and retried."""
+        while not tr.state.is_terminal:
+            try:
+                self.move_task(tr, _T.CANCELLED, why, actor=actor)
+            except ConflictError:
+                tr = self.store.get_task_run(tr.id)
+                continue
+            if tr.state is _T.RUNNING:
+                self.stop_leftover(Path(tr.work_dir), tr.id)
+            return
 
     # ------------------------------------------------------------------- state moves
     def move_task(
@@ -238,15 +189,24 @@ class Engine:
         changes: Mapping[str, Any] | None = None,
         via: tuple[TaskRunState, ...] = (),
         outputs: TaskOutputs | None = None,
+        actor: str | None = None,
     ) -> TaskRunRecord:
         """The engine's door to the store's door: every task state change passes here."""
         moved = self.store.transition_task_run(
-            tr, new, at=self.clock.now(), reason=reason, changes=changes, via=via, outputs=outputs
+            tr,
+            new,
+            at=self.clock.now(),
+            reason=reason,
+            actor=actor,
+            changes=changes,
+            via=via,
+            outputs=outputs,
         )
         self.observer.after_task_transition(moved)
         return moved
 
     def move_run(self, run: RunRecord, new: RunState, reason: str | None) -> RunRecord:
+        """The engine's door for run state changes (the observer sees each one)."""
         moved = self.store.transition_run(run, new, at=self.clock.now(), reason=reason)
         self.observer.after_run_transition(moved)
         return moved
@@ -255,8 +215,8 @@ class Engine:
 class _Drive:
     """One process driving one run: an index of its task runs, the executor, the lease."""
 
-    def __init__(self, engine: Engine, run: RunRecord, owner: str) -> None:
-        self.owner = owner
+    def __init__(self, engine: Engine, run: RunRecord, lease: Lease) -> None:
+        self.lease = lease
         self.engine = engine
         self.store = engine.store
         self.run = run
@@ -278,9 +238,8 @@ class _Drive:
         self.delayed: set[str] = set()  # queued retries waiting for their not_before
         self.builtin_again: set[str] = set()  # built-in task runs a dead driver left behind
         self.unfinished = sum(1 for tr in self.trs.values() if not tr.state.is_terminal)
-        self.renew_at = time.monotonic() + engine.lease_seconds / 3
         self.check_run_at = 0.0
-        self._code_digest: str | None = None
+        self.cache = CachePolicy(self.store, run, new_id)
 
     # ------------------------------------------------------------------ bookkeeping
     def _index(self, tr: TaskRunRecord) -> None:
@@ -368,10 +327,10 @@ class _Drive:
         assert self.executor is not None
         executor = self.executor
         while True:
-            self._heartbeat()
-            if time.monotonic() >= self.check_run_at:
+            self.lease.renew_if_due()
+            if self._now() >= self.check_run_at:
                 # A cancel from another process ends the run; look at most 5 times a second.
-                self.check_run_at = time.monotonic() + 0.2
+                self.check_run_at = self._now() + 0.2
                 if self.store.get_run(self.run.id).state.is_terminal:
                     for trid in list(self.in_flight):
                         executor.cancel(trid)
@@ -386,7 +345,7 @@ class _Drive:
                 continue
             delay = self._next_due()
             if delay < float("inf"):
-                time.sleep(min(delay, 1.0))
+                self.engine.clock.sleep(min(delay, 1.0))
                 continue
             trs = list(self.trs.values())
             if self.unfinished == 0:
@@ -403,16 +362,6 @@ class _Drive:
             return self.engine.move_run(self.run, state, reason)
         except ConflictError:
             return self.store.get_run(self.run.id)
-
-    def _heartbeat(self) -> None:
-        if time.monotonic() < self.renew_at:
-            return
-        holder = self.store.claim_run(
-            self.run.id, self.owner, now=self._now(), ttl=self.engine.lease_seconds
-        )
-        if holder is not None:
-            raise RunBusyError(f"lost the lease of run {self.run.id} to {holder}")
-        self.renew_at = time.monotonic() + self.engine.lease_seconds / 3
 
     def _next_due(self) -> float:
         if not self.delayed:
@@ -464,70 +413,20 @@ class _Drive:
 
     # ---------------------------------------------------------------- command tasks
     def _launch(self, task: TaskSpec, tr: TaskRunRecord, executor: Executor) -> None:
-        work = Path(tr.work_dir)
-        output = work / "output"
-        inputs = work / "inputs"
-        fresh = tr.attempt == 0 and not tr.result
-        in_process = task.call is not None
-        if in_process:  # its folders are made when it writes; inputs come through its context
-            if not fresh:
-                shutil.rmtree(output, ignore_errors=True)
-        else:
-            prepare_work_dir(
-                work,
-                Path(self.run.work_dir) / "code",
-                inputs if task.depends_on else None,
-                output,
-                fresh=fresh,
-            )
-            for upstream_name in task.depends_on:
-                link_inputs(inputs / task_slug(upstream_name), self.by_task[upstream_name])
-        if task.output_dir:
-            link_output_dir(work / task.output_dir, output)
-        variables: dict[str, object] = {
-            **tr.params,
-            "run_id": self.run.id,
-            "task": task.name,
-            "output_dir": str(output),
-            "inputs": str(inputs),
-        }
         via = (_T.QUEUED,) if tr.state is _T.PENDING else ()
+        prepare_folder(self.run, task, tr, self.by_task)
         try:
-            command = render(task.command, variables) if task.command else None
-            params = {
-                k: render(v, variables) if isinstance(v, str) and "{{" in v else v
-                for k, v in tr.params.items()
-            }
+            rendered = render_task(self.run, task, tr)
         except SignoffError as exc:
-            self._move(
-                tr,
-                _T.FAILED,
-                f"template: {exc}",
-                via=(*via, _T.RUNNING),
-                changes={"ended_at": self._now()},
-            )
+            ended = {"ended_at": self._now()}
+            self._move(tr, _T.FAILED, f"template: {exc}", via=(*via, _T.RUNNING), changes=ended)
             return
-        key = self._cache_key(task, tr, command, params) if task.cache else None
-        if key is not None and self._reuse(tr, key, via):
-            return
-        env = {
-            "SIGNOFF_RUN_ID": self.run.id,
-            "SIGNOFF_TASK": task.name,
-            "SIGNOFF_TASK_RUN_ID": tr.id,
-        }
-        if task.call is None:  # a command learns the rest from its environment
-            env.update(
-                {
-                    "SIGNOFF_PARAMS": json.dumps(params, default=str),
-                    "SIGNOFF_OUTPUT_DIR": str(output),
-                    "SIGNOFF_INPUTS_DIR": str(inputs),
-                    "SIGNOFF_RECORDS_FILE": str(work / "records.jsonl"),
-                    **{f"SIGNOFF_PARAM_{env_key(k)}": str(v) for k, v in params.items()},
-                    **dict(task.env),
-                }
-            )
-        if not fresh:
-            (work / "records.jsonl").unlink(missing_ok=True)
+        key = None
+        if task.cache:
+            key = self.cache.key(task, rendered.command, rendered.params, self.by_task)
+            if self._reuse(tr, key, via):
+                return
+        execution = task_execution(self.run, task, tr, rendered, self.by_task)
         self._move(
             tr,
             _T.RUNNING,
@@ -536,63 +435,14 @@ class _Drive:
             changes={"started_at": self._now(), "cache_key": key, "not_before": None},
         )
         self.in_flight.add(tr.id)
-        executor.submit(
-            TaskExecution(
-                task_run_id=tr.id,
-                command=command or "",
-                work_dir=work,
-                env=env,
-                cpu=task.resources.cpu,
-                gpu=task.resources.gpu,
-                timeout=task.timeout,
-                call=task.call,
-                params=params,
-                inputs=input_map(task, self.by_task) if in_process else {},
-            )
-        )
-
-    def _cache_key(
-        self, task: TaskSpec, tr: TaskRunRecord, command: str | None, params: dict[str, Any]
-    ) -> str:
-        if self._code_digest is None:
-            self._code_digest = code_fingerprint(Path(self.run.work_dir) / "code")
-        inputs = {
-            f"{up.task_name}[{up.index}]": folder_fingerprint(self.store.list_artifacts(up.id))
-            for name in task.depends_on
-            for up in self.by_task[name]
-        }
-        return cache_key(
-            command=command, call=task.call, params=params, code=self._code_digest, inputs=inputs
-        )
+        executor.submit(execution)
 
     def _reuse(self, tr: TaskRunRecord, key: str, via: tuple[TaskRunState, ...]) -> bool:
-        earlier = self.store.find_cached(key)
-        if earlier is None:
-            return False
-        source = Path(earlier.work_dir) / "output"
-        if not source.is_dir():
-            return False
-        output = Path(tr.work_dir) / "output"
-        shutil.rmtree(output, ignore_errors=True)
-        output.symlink_to(source.resolve(), target_is_directory=True)
         now = self._now()
-        models = [
-            _replace_model(mv, new_id(), self.run.id, tr.id, now)
-            for mv in self.store.model_versions_of(earlier.id)
-        ]
-        outputs = TaskOutputs(
-            params=self.store.logged_params(earlier.id),
-            metrics=[
-                type(m)(tr.id, m.key, m.value, m.step, m.at)
-                for m in self.store.list_metrics([earlier.id])
-            ],
-            tags=self.store.logged_tags(earlier.id),
-            artifacts=[
-                type(a)(tr.id, a.path, a.sha256, a.size)
-                for a in self.store.list_artifacts(earlier.id)
-            ],
-            models=models,
-        )
+        reuse = self.cache.reuse(tr, key, now)
+        if reuse is None:
+            return False
+        earlier = reuse.earlier
         self._move(
             tr,
             _T.SUCCEEDED,
@@ -605,7 +455,7 @@ class _Drive:
                 "cache_key": key,
                 "result": {**tr.result, "cached_from": earlier.id},
             },
-            outputs=outputs,
+            outputs=reuse.outputs,
         )
         return True
 
@@ -621,7 +471,7 @@ class _Drive:
             return
         try:
             outputs = read_outputs(
-                self.run, tr, now=now, new_id=new_id, artifacts_root=self.engine.home / "artifacts"
+                self.run, tr, now=now, new_id=new_id, artifacts=self.engine.artifacts
             )
         except (SignoffError, OSError) as exc:
             self._failed(tr, f"could not record outputs: {exc}")
@@ -641,9 +491,9 @@ class _Drive:
         task = self.tasks[tr.task_name]
         lost = int(tr.result.get("lost", 0))
         tries_used = tr.attempt - lost
+        delay = retry_delay(tries_used, RetryPolicy(task.retries, task.retry_delay))
         try:
-            if tries_used <= task.retries:
-                delay = task.retry_delay * (2 ** (tries_used - 1)) if task.retry_delay else 0.0
+            if delay is not None:
                 self._move(
                     tr,
                     _T.QUEUED,
@@ -659,48 +509,19 @@ class _Drive:
 
     # -------------------------------------------------------------- built-in tasks
     def _run_builtin(self, task: TaskSpec, tr: TaskRunRecord) -> None:
-        store, engine = self.store, self.engine
-        if self.run.facts.get("reproduces") and tr.kind in (
-            TaskKind.HUMAN_VALIDATION,
-            TaskKind.DEPLOY,
-        ):
+        kind = builtin_kind(tr.kind)
+        if self.run.facts.get("reproduces") and not kind.in_reproduction:
             self._move(tr, _T.SKIPPED, "a reproduction does not ask for approval or deploy")
             return
-        if tr.kind is TaskKind.HUMAN_VALIDATION:
-            gate, moved = builtin.open_gate(
-                store, engine.clock, self.run, self.spec, task, tr, new_id
-            )
-            self._index(moved)
-            engine.observer.after_task_transition(moved)
-            engine.observer.on_gate_opened(gate)
-            failpoints.reached("gate.after_open")
-            if engine.after_gate_opened is not None:
-                engine.after_gate_opened(gate)
-                now = store.get_task_run(tr.id)  # an auto-approval may have decided it
-                if now.state is not moved.state:
-                    self._index(now)
-                    engine.observer.after_task_transition(now)
+        if kind.open_gate is not None:
+            self._open_gate(kind.open_gate(self._context(task, tr)))
             return
+        assert kind.work is not None
         via = (_T.QUEUED,) if tr.state is _T.PENDING else ()
         self._move(tr, _T.RUNNING, None, via=via, changes={"started_at": self._now()})
         tr = self.trs[tr.id]
         try:
-            if tr.kind is TaskKind.SELECT:
-                result = builtin.select(store, self.run, self.spec, task, tr)
-            elif tr.kind is TaskKind.DEPLOY:
-                result = deploy(
-                    store,
-                    engine.clock,
-                    engine.endpoints,
-                    engine.home,
-                    self.run,
-                    self.spec,
-                    task,
-                    tr,
-                    new_id,
-                )
-            else:  # pragma: no cover - the loader admits no other kinds
-                raise SignoffError(f"unknown task kind {tr.kind}")
+            result = kind.work(self._context(task, tr))
             failpoints.reached(f"{tr.kind.value}.before_commit")
         except SignoffError as exc:
             changes: dict[str, Any] = {"ended_at": self._now()}
@@ -711,37 +532,29 @@ class _Drive:
             return
         self._move(tr, _T.SUCCEEDED, None, changes={"ended_at": self._now(), "result": result})
 
-
-# ------------------------------------------------------------------------ helpers
-def _replace_model(mv: Any, new: str, run_id: str, tr_id: str, now: float) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(mv, id=new, run_id=run_id, task_run_id=tr_id, created_at=now)
-
-
-def _check_overrides(spec: FlowSpec, overrides: Mapping[str, ParamValue]) -> None:
-    known = {p.key for p in spec.params} | {p.key for t in spec.tasks for p in t.params}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise SignoffError(
-            f"unknown param(s) {', '.join(unknown)}; the flow declares: {', '.join(sorted(known))}"
+    def _context(self, task: TaskSpec, tr: TaskRunRecord) -> KindContext:
+        engine = self.engine
+        return KindContext(
+            self.store, engine.clock, engine.endpoints, self.run, self.spec, task, tr, new_id
         )
 
+    def _open_gate(self, opened: tuple[GateRecord, TaskRunRecord]) -> None:
+        """A gate was opened (committed): tell the observer, then run its follow-up."""
+        engine = self.engine
+        gate, moved = opened
+        self._index(moved)
+        engine.observer.after_task_transition(moved)
+        engine.observer.on_gate_opened(gate)
+        failpoints.reached("gate.after_open")
+        if engine.after_gate_opened is not None:
+            engine.after_gate_opened(gate)
+            now = self.store.get_task_run(moved.id)  # an auto-approval may have decided it
+            if now.state is not moved.state:
+                self._index(now)
+                engine.observer.after_task_transition(now)
 
-def _flow_params(spec: FlowSpec, overrides: Mapping[str, ParamValue]) -> dict[str, ParamValue]:
-    values: dict[str, ParamValue] = {}
-    for p in spec.params:
-        if p.key in overrides:
-            values[p.key] = overrides[p.key]
-        elif p.is_grid:
-            raise SignoffError(
-                f"flow-level param {p.key} has several values; put a grid on a task instead"
-            )
-        else:
-            values[p.key] = p.values[0]
-    return values
 
-
+# ------------------------------------------------------------------------ helpers
 def _outcome_reason(outcome: RunState, trs: list[TaskRunRecord]) -> str:
     if outcome is RunState.SUCCEEDED:
         return "every task succeeded"

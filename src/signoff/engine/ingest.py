@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from signoff.domain.ports_execution import ArtifactStore
 from signoff.domain.records import (
     MetricRecord,
     ModelVersionRecord,
@@ -26,7 +27,7 @@ def read_outputs(
     *,
     now: float,
     new_id: Callable[[], str],
-    artifacts_root: Path,
+    artifacts: ArtifactStore,
 ) -> TaskOutputs:
     """Everything to record with a task run's success (written in that same transaction).
 
@@ -65,6 +66,6 @@ def read_outputs(
         params=logged.params,
         metrics=[MetricRecord(tr.id, k, v, step, at) for k, v, step, at in logged.metrics],
         tags=logged.tags,
-        artifacts=collect_artifacts(work / "output", tr.id, artifacts_root),
+        artifacts=collect_artifacts(work / "output", tr.id, artifacts),
         models=models,
     )

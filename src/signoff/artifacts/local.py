@@ -1,0 +1,78 @@
+"""LocalArtifactStore: the artifact store as a local folder, ``<root>/<aa>/<sha256>``.
+
+A file is hashed and hard-linked into the folder: the same bytes are kept once however many
+runs produce them, and nothing is copied. On another file system the link fails; the digest
+still names the content (the record holds it), and the task run's own folder keeps the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import BinaryIO
+
+from signoff.errors import NotFoundError
+
+__all__ = ["LocalArtifactStore"]
+
+_CHUNK = 1 << 20
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class LocalArtifactStore:
+    """Artifacts under one local folder (the home's ``artifacts/``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, digest: str) -> Path:
+        return self.root / digest[:2] / digest
+
+    def put(self, path: Path) -> str:
+        digest = _sha256(path)
+        target = self._path(digest)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):  # another file system: the record names it
+                os.link(path, target)
+        return digest
+
+    def put_folder(self, folder: Path) -> dict[str, str]:
+        found: dict[str, str] = {}
+        if not folder.is_dir():
+            return found
+        for root, dirs, files in os.walk(folder):
+            dirs.sort()
+            for name in sorted(files):
+                path = Path(root) / name
+                if not path.is_symlink():
+                    found[path.relative_to(folder).as_posix()] = self.put(path)
+        return found
+
+    def uri(self, digest: str) -> str:
+        return self._path(digest).as_uri()
+
+    def exists(self, digest: str) -> bool:
+        return self._path(digest).is_file()
+
+    def open(self, digest: str) -> BinaryIO:
+        if not self.exists(digest):
+            raise NotFoundError(f"no artifact {digest[:12]}… in {self.root}")
+        return self._path(digest).open("rb")
+
+    def fetch(self, digest: str, folder: Path, name: str | None = None) -> Path:
+        target = folder / (name or digest)
+        folder.mkdir(parents=True, exist_ok=True)
+        with self.open(digest) as source, target.open("wb") as out:
+            shutil.copyfileobj(source, out)
+        return target

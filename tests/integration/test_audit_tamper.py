@@ -83,12 +83,12 @@ def _decide(app: App, run_id: str, who: str) -> None:
 
 
 def _sql(app: App, statement: str, **params: Any) -> None:
-    with app.store.engine.begin() as conn:
+    with app.database.begin() as conn:
         conn.execute(sa.text(statement), params)
 
 
 def _rows(app: App) -> list[dict[str, Any]]:
-    with app.store.engine.connect() as conn:
+    with app.database.connect() as conn:
         rows = conn.execute(sa.text("SELECT * FROM audit_log ORDER BY seq")).mappings().all()
     out = []
     for r in rows:
@@ -297,7 +297,7 @@ def test_key_and_checkpoints_are_private_files_outside_the_database(
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     assert stat.S_IMODE(app.checkpoints.path.parent.stat().st_mode) & 0o077 == 0
     key = (home / "audit.key").read_bytes().strip()
-    with app.store.engine.connect() as conn:
+    with app.database.connect() as conn:
         dumped = " ".join(
             str(v)
             for table in ("audit_log", "decisions", "gates")

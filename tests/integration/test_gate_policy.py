@@ -257,7 +257,7 @@ def test_tampering_with_the_audit_log_is_detected(
     assert verify_chain(entries, app.audit_key) == []
     victim = entries[1].seq
     detected = 0
-    with app.store.engine.begin() as conn:
+    with app.database.begin() as conn:
         conn.execute(
             sa.text("UPDATE audit_log SET actor = 'someone else' WHERE seq = :s"), {"s": victim}
         )
@@ -265,7 +265,7 @@ def test_tampering_with_the_audit_log_is_detected(
     assert [b.seq for b in breaks] == [victim]
     assert "changed" in breaks[0].reason
     detected += 1
-    with app.store.engine.begin() as conn:
+    with app.database.begin() as conn:
         conn.execute(sa.text("DELETE FROM audit_log WHERE seq = :s"), {"s": victim})
     assert any("missing" in b.reason for b in verify_chain(app.store.list_audit(), app.audit_key))
     detected += 1

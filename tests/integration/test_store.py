@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from signoff.bootstrap.lookup import resolve_run
 from signoff.domain.records import RunRecord, TaskRunRecord
 from signoff.domain.specs import FlowSpec, TaskKind, TaskSpec
 from signoff.domain.states import RunState, TaskRunState
@@ -74,11 +75,26 @@ def test_opening_twice_is_idempotent(database_url: str) -> None:
 def test_run_round_trip_and_prefix_lookup(store: SqlStore) -> None:
     run, tr = _make_run(store)
     assert store.get_run(run.id) == run
-    assert store.get_run(run.id[:6]).id == run.id
+    assert resolve_run(store, run.id[:6]).id == run.id
     assert store.list_task_runs(run.id) == [tr]
     assert store.get_flow(SPEC.spec_hash) == SPEC
     with pytest.raises(NotFoundError):
         store.get_run("nope")
+    with pytest.raises(NotFoundError):
+        store.get_run(run.id[:6])  # the store matches exactly; prefixes are the edge's
+
+
+@pytest.mark.parametrize("special", ["_", "%", "\\"])
+def test_a_prefix_matches_its_wildcards_literally(store: SqlStore, special: str) -> None:
+    literal, _ = _make_run(store, f"ab{special}c00000001")
+    other, _ = _make_run(store, "abxc00000001")
+    assert [r.id for r in store.runs_by_prefix(f"ab{special}", limit=5)] == [literal.id]
+    assert resolve_run(store, f"ab{special}").id == literal.id
+    assert [r.id for r in store.runs_by_prefix("ab", limit=5)] == sorted([literal.id, other.id])
+    with pytest.raises(NotFoundError, match="ambiguous"):
+        resolve_run(store, "ab")
+    with pytest.raises(NotFoundError, match="no run 'ab%x'"):
+        resolve_run(store, "ab%x")
 
 
 def test_transition_writes_state_and_history_together(store: SqlStore) -> None:

@@ -18,10 +18,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from signoff import failpoints
 from signoff.artifacts import LocalArtifactStore
 from signoff.bootstrap.settings import Settings
-from signoff.domain.ports import Executor, Notifier
+from signoff.domain.ports import Executor, Notifier, Store
 from signoff.endpoints.local import LocalEndpointRunner
 from signoff.engine import Engine, EngineObserver
 from signoff.engine.engine import new_id
@@ -31,7 +33,7 @@ from signoff.gates.gating import GateService
 from signoff.gates.links import LinkSigner
 from signoff.notify import OutboxNotifier, SmtpNotifier, WebhookNotifier
 from signoff.store.anchor import FileAnchor, UrlAnchor, checkpoint_file
-from signoff.store.sql import SqlStore, open_store
+from signoff.store.sql import open_store
 
 __all__ = ["App", "SystemClock", "build_app"]
 
@@ -48,10 +50,15 @@ class SystemClock:
 
 @dataclass
 class App:
-    """The wired parts one process uses."""
+    """The wired parts one process uses.
+
+    ``store`` is the store port; ``database`` is the SQLAlchemy engine under it, for the
+    few callers that must reach the database itself (schema checks, crash tests).
+    """
 
     settings: Settings
-    store: SqlStore
+    store: Store
+    database: sa.Engine
     engine: Engine
     endpoints: LocalEndpointRunner
     gates: GateService
@@ -112,6 +119,7 @@ def build_app(settings: Settings, observer: EngineObserver | None = None) -> App
     return App(
         settings=settings,
         store=store,
+        database=store.engine,
         engine=engine,
         endpoints=endpoints,
         gates=gates,

@@ -13,6 +13,7 @@ import typer
 
 from signoff import failpoints
 from signoff.bootstrap import build_app
+from signoff.bootstrap.lookup import resolve_run
 from signoff.cli import remote, views
 from signoff.cli.auth import identify
 from signoff.cli.console import JsonOpt, err, out, print_json, read_settings, signoff_cmd
@@ -60,7 +61,7 @@ def _decide(
         return
     app_ = build_app(settings)
     try:
-        run_ = app_.store.get_run(run_id)
+        run_ = resolve_run(app_.store, run_id)
         who = identify(app_, settings, as_user, scope="decide")
         result = decide(
             app_.store,

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from signoff.bootstrap import build_app
+from signoff.bootstrap.lookup import resolve_run
 from signoff.cli.console import JsonOpt, err, out, print_json, read_settings
 from signoff.domain.records import UserRecord
 from signoff.errors import NotFoundError, SignoffError
@@ -235,7 +236,7 @@ def audit_show(
     """Print the audit log (all of it, or one run's)."""
     app_ = build_app(read_settings())
     try:
-        rid = app_.store.get_run(run_id).id if run_id else None
+        rid = resolve_run(app_.store, run_id).id if run_id else None
         entries = app_.store.list_audit(rid)
         if as_json:
             print_json(

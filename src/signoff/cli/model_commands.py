@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from signoff.bootstrap import build_app
+from signoff.bootstrap.lookup import resolve_compare_item, resolve_run
 from signoff.cli import views
 from signoff.cli.console import JsonOpt, err, out, print_json, read_settings, settings_user
 from signoff.cli.progress import ProgressObserver
@@ -62,7 +63,8 @@ def compare(
     """Params and metrics of task runs side by side."""
     app_ = build_app(read_settings())
     try:
-        columns = views.comparison(app_.store, items)
+        full = [resolve_compare_item(app_.store, item) for item in items]
+        columns = views.comparison(app_.store, full)
         if as_json:
             print_json(columns)
         else:
@@ -87,7 +89,7 @@ def reproduce(
     settings = read_settings()
     app_ = build_app(settings)
     try:
-        original = app_.store.get_run(run_id)
+        original = resolve_run(app_.store, run_id)
         if not as_json:
             out.print(f"reproducing run {original.id} of flow {original.flow_name}")
             app_.engine.observer = ProgressObserver(err)  # plain lines for the new run

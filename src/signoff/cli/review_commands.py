@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from signoff.bootstrap import App, Settings, build_app
+from signoff.bootstrap.lookup import resolve_run
 from signoff.cli.console import JsonOpt, out
 from signoff.domain.records import GateRecord
 from signoff.errors import NotFoundError
@@ -25,7 +26,7 @@ def register(cli: typer.Typer) -> None:
 
 def _gate_with_report(app_: App, run_id: str) -> GateRecord:
     """The run's latest gate that has a report (a clear reason when there is none)."""
-    run_ = app_.store.get_run(run_id)
+    run_ = resolve_run(app_.store, run_id)
     gates = [g for g in app_.store.gates_of_run(run_.id) if g.report_path]
     if not gates:
         raise NotFoundError(f"run {run_.id} has no review report yet (it is {run_.state})")

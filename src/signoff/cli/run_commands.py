@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from signoff.bootstrap import App, Settings, build_app
+from signoff.bootstrap.lookup import resolve_run
 from signoff.cli import remote, views
 from signoff.cli.auth import acting_user
 from signoff.cli.console import JsonOpt, err, out, print_json, read_settings, signoff_cmd
@@ -135,7 +136,7 @@ def resume(
     """
     app_ = build_app(read_settings())
     try:
-        run_ = app_.store.get_run(run_id)
+        run_ = resolve_run(app_.store, run_id)
         _wait_for_lease(app_, run_.id, quiet=quiet)
         drive_with_progress(app_, run_.id, out, quiet=quiet)
         if not quiet:
@@ -153,6 +154,7 @@ def cancel(
     settings = read_settings()
     app_ = build_app(settings)
     try:
+        run_id = resolve_run(app_.store, run_id).id
         run_ = app_.engine.cancel(run_id, actor=acting_user(app_, settings).user, reason=reason)
         if as_json:
             print_json(views.run_summary(app_.store, app_.store.get_run(run_.id)))
@@ -210,8 +212,8 @@ def show(
     app_ = build_app(settings)
     try:
         if follow:
-            follow_run(app_.store, app_.store.get_run(run_id).id, err if as_json else out)
-        detail = views.run_detail(app_.store, app_.store.get_run(run_id))
+            follow_run(app_.store, resolve_run(app_.store, run_id).id, err if as_json else out)
+        detail = views.run_detail(app_.store, resolve_run(app_.store, run_id))
         if as_json:
             print_json(detail)
         else:
@@ -249,7 +251,7 @@ def logs(
         return
     app_ = build_app(settings)
     try:
-        run_ = app_.store.get_run(run_id)
+        run_ = resolve_run(app_.store, run_id)
         trs = app_.store.list_task_runs(run_.id)
         chosen = [tr for tr in trs if task in (None, tr.task_name, tr.label, tr.key)]
         if task is not None and not chosen:

@@ -21,7 +21,7 @@ from signoff.domain.audit import (
     verify_chain,
     verify_checkpoints,
 )
-from signoff.domain.ports import Store
+from signoff.domain.ports import GateStore
 
 __all__ = ["AuditReport", "verify_audit"]
 
@@ -61,7 +61,7 @@ class AuditReport:
 
 
 def verify_audit(
-    store: Store,
+    store: GateStore,
     key: bytes,
     checkpoints: Sequence[Checkpoint] = (),
     *,

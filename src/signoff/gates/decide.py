@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from signoff.domain.gates import check_decider, outcome_of, required_approvals
-from signoff.domain.ports import Clock, Store
+from signoff.domain.ports import AccountStore, Clock, GateStore, RunStore
 from signoff.domain.records import AuditEvent, DecisionRecord, GateRecord, TaskRunRecord
 from signoff.domain.states import TaskRunState
 from signoff.errors import (
@@ -27,7 +28,24 @@ from signoff.errors import (
     SignoffError,
 )
 
-__all__ = ["AUTH_BY_CHANNEL", "DecisionResult", "decide", "decide_gate", "open_gate_of_run"]
+__all__ = [
+    "AUTH_BY_CHANNEL",
+    "DecisionResult",
+    "DecisionStore",
+    "GateRunStore",
+    "decide",
+    "decide_gate",
+    "open_gate_of_run",
+]
+
+
+class GateRunStore(RunStore, GateStore, Protocol):
+    """The store roles that find a run's gates: runs and task runs, gates."""
+
+
+class DecisionStore(GateRunStore, AccountStore, Protocol):
+    """The store roles a decision uses: runs, gates and decisions, users and groups."""
+
 
 _MAX_ATTEMPTS = 50
 
@@ -51,7 +69,7 @@ class DecisionResult:
     required: int
 
 
-def open_gate_of_run(store: Store, run_id: str) -> tuple[GateRecord, TaskRunRecord]:
+def open_gate_of_run(store: GateRunStore, run_id: str) -> tuple[GateRecord, TaskRunRecord]:
     """The gate of a run that waits for a decision (or a clear reason why there is none)."""
     run = store.get_run(run_id)
     gates = store.gates_of_run(run.id)
@@ -67,7 +85,7 @@ def open_gate_of_run(store: Store, run_id: str) -> tuple[GateRecord, TaskRunReco
 
 
 def decide(
-    store: Store,
+    store: DecisionStore,
     clock: Clock,
     run_id: str,
     *,
@@ -95,7 +113,7 @@ def decide(
 
 
 def decide_gate(
-    store: Store,
+    store: DecisionStore,
     clock: Clock,
     gate: GateRecord,
     tr: TaskRunRecord,
@@ -196,7 +214,7 @@ def decide_gate(
 
 
 def _refuse(
-    store: Store,
+    store: DecisionStore,
     clock: Clock,
     gate: GateRecord,
     actor: str,

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from signoff.domain.gates import expand_targets
-from signoff.domain.ports import Clock, Message, Notifier, Store
+from signoff.domain.ports import Clock, Message, Notifier
 from signoff.domain.records import AuditEvent, GateRecord, RunRecord
 from signoff.domain.states import RunState, TaskRunState
 from signoff.errors import ConflictError, SignoffError
-from signoff.gates.decide import decide_gate
+from signoff.gates.decide import DecisionStore, decide_gate
 from signoff.gates.links import LinkSigner
 from signoff.gates.rules import evaluate_rule
 
@@ -38,7 +38,7 @@ SHARED = "*"
 class GateService:
     """Gate side effects, wired with the store, the clock, notifiers and the link signer."""
 
-    store: Store
+    store: DecisionStore
     clock: Clock
     signer: LinkSigner
     new_id: Callable[[], str]

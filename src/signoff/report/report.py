@@ -19,13 +19,14 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from signoff.domain.ports import Store
+from signoff.domain.ports import ModelStore
 from signoff.domain.records import ModelVersionRecord, RunRecord
 from signoff.domain.specs import FlowSpec
 from signoff.report.figures import figures_section
 from signoff.report.plots import bar_chart_svg, confusion_svg, curve_svg
 from signoff.report.sections import (
     Context,
+    ReportStore,
     comparison_section,
     data_section,
     drift_section,
@@ -52,7 +53,7 @@ FORMAT = "signoff.review/2"
 _TEMPLATES = Path(__file__).parent / "templates"
 
 
-def _champion_of(store: Store, model: ModelVersionRecord | None) -> ModelVersionRecord | None:
+def _champion_of(store: ModelStore, model: ModelVersionRecord | None) -> ModelVersionRecord | None:
     if model is None:
         return None
     current = store.aliases(model.name).get("champion")
@@ -62,7 +63,7 @@ def _champion_of(store: Store, model: ModelVersionRecord | None) -> ModelVersion
 
 
 def build_report(
-    store: Store, run: RunRecord, spec: FlowSpec, model: ModelVersionRecord | None, now: float
+    store: ReportStore, run: RunRecord, spec: FlowSpec, model: ModelVersionRecord | None, now: float
 ) -> dict[str, Any]:
     """Every section of the report as plain data (what ``report.json`` holds)."""
     ctx = Context(
@@ -191,7 +192,7 @@ def render_html(report: Mapping[str, Any]) -> str:
 
 
 def write_report(
-    store: Store,
+    store: ReportStore,
     run: RunRecord,
     spec: FlowSpec,
     model: ModelVersionRecord | None,

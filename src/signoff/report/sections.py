@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from signoff.domain.ports import Store
+from signoff.domain.ports import ModelStore, RunStore
 from signoff.domain.records import ModelVersionRecord, RunRecord, TaskRunRecord
 from signoff.domain.specs import FlowSpec, TaskKind
 from signoff.errors import SignoffError
@@ -31,6 +31,7 @@ from signoff.stats.drift import (
 
 __all__ = [
     "Context",
+    "ReportStore",
     "comparison_section",
     "data_section",
     "drift_section",
@@ -68,7 +69,7 @@ def utc(seconds: float | None) -> str | None:
     return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def final_metrics(store: Store, task_run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+def final_metrics(store: RunStore, task_run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
     """The last logged value of every metric, per task run."""
     final: dict[str, dict[str, float]] = {}
     for m in store.list_metrics(list(task_run_ids)):
@@ -76,11 +77,15 @@ def final_metrics(store: Store, task_run_ids: Sequence[str]) -> dict[str, dict[s
     return final
 
 
+class ReportStore(RunStore, ModelStore, Protocol):
+    """The store roles the report reads: runs and what they logged, the model registry."""
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     """What every section reads: the run, its flow, its task runs, and the two models."""
 
-    store: Store
+    store: ReportStore
     run: RunRecord
     spec: FlowSpec
     task_runs: tuple[TaskRunRecord, ...]
@@ -120,7 +125,7 @@ class Context:
             return None
 
 
-def _algorithm(store: Store, tr: TaskRunRecord | None, params: Mapping[str, Any]) -> str:
+def _algorithm(store: RunStore, tr: TaskRunRecord | None, params: Mapping[str, Any]) -> str:
     if tr is not None:
         tags = store.logged_tags(tr.id)
         if tags.get("algorithm"):

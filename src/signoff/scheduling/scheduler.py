@@ -26,7 +26,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,11 +39,11 @@ from signoff.domain.ports import (
     FiringState,
     RunStarter,
     ScheduleRecord,
-    ScheduleStore,
 )
 from signoff.domain.records import RunRecord
-from signoff.domain.specs import Catchup, Overlap, ScheduleSpec, TriggerKind, TriggerSpec
-from signoff.errors import ConflictError, NotFoundError, SignoffError
+from signoff.domain.specs import Overlap, TriggerKind, TriggerSpec
+from signoff.errors import ConflictError, SignoffError
+from signoff.scheduling.book import ScheduleBook, SchedulerStore, at_utc, rule_of
 from signoff.scheduling.cron import fire_times, next_fire_times, zone
 from signoff.scheduling.policies import OverlapAction, overlap_action, plan_catchup
 from signoff.scheduling.triggers import judge, utc_text
@@ -109,15 +109,11 @@ def schedule_key(flow: str, at: datetime) -> str:
     return f"schedule:{flow}@{at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
 
 
-def _at(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
 def _owner(role: str) -> str:
     return f"{role}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-class Scheduler:
+class Scheduler(ScheduleBook):
     """Schedules and triggers over a store; runs are started through ``starter``.
 
     ``grace``: how old a scheduled time may be and still count as on time (at least the
@@ -129,7 +125,7 @@ class Scheduler:
 
     def __init__(
         self,
-        store: ScheduleStore,
+        store: SchedulerStore,
         starter: RunStarter,
         clock: Clock,
         *,
@@ -140,128 +136,14 @@ class Scheduler:
         exclusive: bool = False,
         after_start: Callable[[str], None] | None = None,
     ) -> None:
-        self.store = store
+        super().__init__(store, clock)
         self.starter = starter
-        self.clock = clock
         self.endpoints = endpoints
         self.owner = _owner(role)
         self.grace = grace
         self.stale_after = stale_after
         self.exclusive = exclusive
         self.after_start = after_start
-
-    # ------------------------------------------------------------------ registering
-    def add(
-        self,
-        path: str | Path,
-        *,
-        schedule: ScheduleSpec | None = None,
-        now: float | None = None,
-    ) -> ScheduleRecord:
-        """Register (or refresh) a flow file: its schedule (or ``schedule``) and triggers.
-
-        Triggers added with the CLI stay; the file's are replaced. ``next_at`` is kept when
-        the cron line and time zone did not change, else it is the next time after now.
-        """
-        now = self.clock.now() if now is None else now
-        loaded = load_flow(path)
-        spec = loaded.spec
-        rule = schedule or spec.schedule_rule
-        existing = self.store.get_schedule(spec.name)
-        cli = [t for t in existing.triggers if t.id in existing.cli_trigger_ids] if existing else []
-        triggers = (*spec.triggers, *(t for t in cli if t not in spec.triggers))
-        if rule is None and not triggers:
-            raise SignoffError(
-                f"flow {spec.name} has no schedule and no triggers: give --cron, or add "
-                f"'schedule:' or 'triggers:' to {loaded.path}"
-            )
-        same_time = (
-            existing is not None
-            and rule is not None
-            and (existing.cron, existing.timezone) == (rule.cron, rule.timezone)
-            and not existing.paused
-        )
-        next_at = existing.next_at if same_time and existing else self._next_after(rule, now)
-        record = ScheduleRecord(
-            flow=spec.name,
-            cron=rule.cron if rule else None,
-            timezone=rule.timezone if rule else "UTC",
-            catchup=rule.catchup if rule else Catchup.NONE,
-            overlap=rule.overlap if rule else Overlap.SKIP,
-            paused=existing.paused if existing else False,
-            next_at=next_at,
-            flow_path=str(loaded.path),
-            spec_hash=spec.spec_hash,
-            created_at=existing.created_at if existing else now,
-            updated_at=now,
-            triggers=triggers,
-            cli_trigger_ids=tuple(t.id for t in cli if t not in spec.triggers),
-            trigger_state=existing.trigger_state if existing else {},
-        )
-        self.store.save_schedule(record)
-        return record
-
-    def add_trigger(self, flow: str, trigger: TriggerSpec) -> ScheduleRecord:
-        """Add a rule to a registered flow (it stays when the flow file is added again)."""
-        record = self._schedule(flow)
-        if trigger in record.triggers:
-            raise ConflictError(f"flow {flow} already has trigger {trigger.id}")
-        updated = replace(
-            record,
-            triggers=(*record.triggers, trigger),
-            cli_trigger_ids=(*record.cli_trigger_ids, trigger.id),
-            updated_at=self.clock.now(),
-        )
-        self.store.save_schedule(updated)
-        return updated
-
-    def remove_trigger(self, flow: str, trigger_id: str) -> ScheduleRecord:
-        """Remove a rule by its id (``signoff triggers list`` shows them)."""
-        record = self._schedule(flow)
-        kept = tuple(t for t in record.triggers if t.id != trigger_id)
-        if len(kept) == len(record.triggers):
-            raise NotFoundError(f"flow {flow} has no trigger {trigger_id!r}")
-        updated = replace(
-            record,
-            triggers=kept,
-            cli_trigger_ids=tuple(i for i in record.cli_trigger_ids if i != trigger_id),
-            updated_at=self.clock.now(),
-        )
-        self.store.save_schedule(updated)
-        return updated
-
-    def pause(self, flow: str) -> None:
-        """Stop firing a flow (schedule and triggers) until it is resumed."""
-        record = self._schedule(flow)
-        self.store.set_paused(flow, True, next_at=record.next_at, at=self.clock.now())
-
-    def resume(self, flow: str) -> ScheduleRecord:
-        """Fire a flow again; the times that passed while it was paused are not run."""
-        record = self._schedule(flow)
-        now = self.clock.now()
-        next_at = self._next_after(_rule_of(record), now)
-        self.store.set_paused(flow, False, next_at=next_at, at=now)
-        return replace(record, paused=False, next_at=next_at)
-
-    def remove(self, flow: str) -> None:
-        """Forget a flow's schedule and triggers (its firings stay as history)."""
-        if not self.store.remove_schedule(flow):
-            raise NotFoundError(f"no schedule for flow {flow!r}")
-
-    def _schedule(self, flow: str) -> ScheduleRecord:
-        record = self.store.get_schedule(flow)
-        if record is None:
-            raise NotFoundError(
-                f"no schedule for flow {flow!r} (signoff schedule add FLOW_FILE registers one)"
-            )
-        return record
-
-    @staticmethod
-    def _next_after(rule: ScheduleSpec | None, now: float) -> float | None:
-        if rule is None:
-            return None
-        upcoming = next_fire_times(rule.cron, rule.timezone, after=_at(now), n=1)
-        return upcoming[0].timestamp() if upcoming else None
 
     # ------------------------------------------------------------------------- tick
     def tick(self, now: float | None = None) -> TickReport:
@@ -280,19 +162,19 @@ class Scheduler:
 
     def record_due(self, record: ScheduleRecord, now: float) -> list[FiringRecord]:
         """Record the schedule's due times (fire or missed) and move ``next_at`` on."""
-        rule = _rule_of(record)
+        rule = rule_of(record)
         assert rule is not None
         if record.next_at is None or record.next_at > now:
             if record.next_at is None:
                 self._advance(record, self._next_after(rule, now), [], now)
             return []
-        after = _at(record.next_at) - timedelta(microseconds=1)
-        due = fire_times(rule.cron, rule.timezone, after=after, until=_at(now), limit=_MAX_DUE)
+        after = at_utc(record.next_at) - timedelta(microseconds=1)
+        due = fire_times(rule.cron, rule.timezone, after=after, until=at_utc(now), limit=_MAX_DUE)
         if not due:  # next_at is no fire time of this line (it changed): start again from now
             self._advance(record, self._next_after(rule, now), [], now)
             return []
         plan = plan_catchup(
-            due, now=_at(now), catchup=record.catchup, grace=timedelta(seconds=self.grace)
+            due, now=at_utc(now), catchup=record.catchup, grace=timedelta(seconds=self.grace)
         )
         following = next_fire_times(rule.cron, rule.timezone, after=due[-1], n=1)
         firings = [
@@ -647,9 +529,3 @@ class Scheduler:
         found = self.store.get_firing(key)
         assert found is not None
         return found, created
-
-
-def _rule_of(record: ScheduleRecord) -> ScheduleSpec | None:
-    if record.cron is None:
-        return None
-    return ScheduleSpec(record.cron, record.timezone, record.catchup, record.overlap)

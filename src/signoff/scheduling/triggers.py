@@ -17,11 +17,17 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from signoff.domain.ports import EndpointRunner, ScheduleStore
+from signoff.domain.ports import (
+    EndpointRunner,
+    EndpointStore,
+    ModelStore,
+    PredictionStore,
+    ScheduleStore,
+)
 from signoff.domain.records import ModelVersionRecord
 from signoff.domain.specs import TriggerKind, TriggerSpec
 from signoff.errors import SignoffError
@@ -29,7 +35,12 @@ from signoff.scheduling.data_watch import changes, snapshot
 from signoff.stats.drift import TrainingSample, ks_statistic, load_training_sample, psi
 from signoff.stats.quality import quality_metric
 
-__all__ = ["Verdict", "judge", "utc_text"]
+__all__ = ["TriggerStore", "Verdict", "judge", "utc_text"]
+
+
+class TriggerStore(ScheduleStore, EndpointStore, ModelStore, PredictionStore, Protocol):
+    """The store roles rules are judged on: schedules, endpoints, models, the prediction log."""
+
 
 _MAX_EVENTS = 10_000  # the newest events of a window that are judged
 _MAX_SAMPLES = 500  # error-rate counter samples a rule keeps
@@ -53,7 +64,7 @@ def utc_text(at: float) -> str:
 def judge(
     trigger: TriggerSpec,
     *,
-    store: ScheduleStore,
+    store: TriggerStore,
     now: float,
     memory: Mapping[str, Any],
     base_dir: Path,
@@ -77,7 +88,7 @@ def judge(
     return Verdict(None, note=f"{trigger.kind.value} triggers are not judged on a schedule")
 
 
-def _served_model(store: ScheduleStore, trigger: TriggerSpec) -> ModelVersionRecord | str:
+def _served_model(store: TriggerStore, trigger: TriggerSpec) -> ModelVersionRecord | str:
     """The model version the rule's endpoint serves, or why there is none."""
     name = trigger.endpoint or ""
     endpoint = store.get_endpoint(name)
@@ -108,7 +119,7 @@ def _base_evidence(
 
 # ------------------------------------------------------------------------- drift
 def _judge_drift(
-    trigger: TriggerSpec, store: ScheduleStore, model: ModelVersionRecord, now: float
+    trigger: TriggerSpec, store: TriggerStore, model: ModelVersionRecord, now: float
 ) -> Verdict:
     sample = load_training_sample(Path(model.path))
     if sample is None:
@@ -176,7 +187,7 @@ def _float(value: Any) -> float | None:
 
 # ------------------------------------------------------------------------ quality
 def _judge_quality(
-    trigger: TriggerSpec, store: ScheduleStore, model: ModelVersionRecord, now: float
+    trigger: TriggerSpec, store: TriggerStore, model: ModelVersionRecord, now: float
 ) -> Verdict:
     since, until = _window(trigger, now)
     labelled = store.labelled_predictions(
@@ -220,7 +231,7 @@ def _hashable(value: Any) -> Hashable:
 # --------------------------------------------------------------------- error rate
 def _judge_error_rate(
     trigger: TriggerSpec,
-    store: ScheduleStore,
+    store: TriggerStore,
     model: ModelVersionRecord,
     now: float,
     memory: Mapping[str, Any],

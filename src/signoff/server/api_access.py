@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive
 
 from signoff.bootstrap import App
+from signoff.bootstrap.lookup import resolve_run
 from signoff.domain.access import SCOPES as ACCESS_SCOPES
 from signoff.domain.records import GateRecord, RunRecord
 from signoff.errors import NotFoundError
@@ -182,7 +183,7 @@ def run_of(app: App, run_id: str) -> RunRecord:
     """The run with this id (or unique id prefix); anything else is a 404."""
     if not _HEX_ID.fullmatch(run_id):
         raise NotFoundError(f"no run {run_id!r}")
-    return app.store.get_run(run_id)
+    return resolve_run(app.store, run_id)
 
 
 def gate_of(app: App, gate_id: str) -> GateRecord:

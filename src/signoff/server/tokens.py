@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from signoff.domain.access import checked_scopes, effective_scopes
+from signoff.domain.ports import AccountStore
 from signoff.errors import NotFoundError, ScopeError
-from signoff.store.sql import SqlStore
 
 __all__ = ["Principal", "issue_token", "verify_token"]
 
@@ -33,7 +33,7 @@ def _hash(token: str) -> str:
 
 
 def issue_token(
-    store: SqlStore,
+    store: AccountStore,
     user: str,
     *,
     scopes: Sequence[str],
@@ -63,7 +63,7 @@ def issue_token(
     return token
 
 
-def verify_token(store: SqlStore, token: str, *, now: float) -> Principal | None:
+def verify_token(store: AccountStore, token: str, *, now: float) -> Principal | None:
     """The principal of a valid token; None for anything malformed, unknown, expired, revoked."""
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != "so":

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from signoff.domain.ports import Store
+from signoff.domain.ports import PredictionStore
 from signoff.domain.records import FeedbackRecord, PredictionRecord
 from signoff.errors import NotFoundError, SignoffError
 
@@ -42,7 +42,7 @@ class PredictionSink(Protocol):
 class StoreSink:
     """Predictions and labels in the signoff store (tables ``predictions``, ``feedback``)."""
 
-    def __init__(self, store: Store, close: Any = None) -> None:
+    def __init__(self, store: PredictionStore, close: Any = None) -> None:
         self.store = store
         self._close = close
 

@@ -15,6 +15,7 @@ from signoff.domain.audit import GENESIS, KEYED, AuditEntry, Checkpoint, entry_h
 from signoff.domain.records import AuditEvent, LinkToken, UserRecord
 from signoff.errors import ConflictError, LinkUsedError, NotFoundError, SignoffError
 from signoff.store import _gate_tables as g
+from signoff.store import _rows as rows
 from signoff.store._base import AUDIT_HEAD, SqlBase
 
 __all__ = ["AuditAnchor", "GovernanceStore"]
@@ -69,11 +70,11 @@ class GovernanceStore(SqlBase):
             )
 
     def get_user(self, name: str) -> UserRecord | None:
-        rows = self._all(sa.select(g.users).where(g.users.c.name == name))
-        return _user(rows[0]) if rows else None
+        found = self._all(sa.select(g.users).where(g.users.c.name == name))
+        return rows.USER(found[0]) if found else None
 
     def list_users(self) -> list[UserRecord]:
-        return [_user(r) for r in self._all(sa.select(g.users).order_by(g.users.c.name))]
+        return rows.USER.many(self._all(sa.select(g.users).order_by(g.users.c.name)))
 
     def has_password_users(self) -> bool:
         """Whether any user can sign in with a password (a team's store, not a laptop's)."""
@@ -181,11 +182,9 @@ class GovernanceStore(SqlBase):
             )
 
     def link_token(self, token_hash: str) -> LinkToken | None:
-        rows = self._all(sa.select(g.link_tokens).where(g.link_tokens.c.token_hash == token_hash))
-        if not rows:
-            return None
-        r = rows[0]
-        return LinkToken(r.token_hash, r.gate_id, r.user_name, r.decision, r.expires_at, r.used_at)
+        q = sa.select(g.link_tokens).where(g.link_tokens.c.token_hash == token_hash)
+        found = self._all(q)
+        return rows.LINK_TOKEN(found[0]) if found else None
 
     @staticmethod
     def _use_link_token(conn: Connection, token_hash: str, at: float) -> None:
@@ -271,21 +270,7 @@ class GovernanceStore(SqlBase):
         q = sa.select(g.audit_log).order_by(g.audit_log.c.seq)
         if run_id is not None:
             q = q.where(g.audit_log.c.run_id == run_id)
-        return [
-            AuditEntry(
-                seq=r.seq,
-                at=r.at,
-                event=r.event,
-                run_id=r.run_id,
-                gate_id=r.gate_id,
-                actor=r.actor,
-                data=dict(r.data),
-                prev_hash=r.prev_hash,
-                hash=r.hash,
-                scheme=r.scheme,
-            )
-            for r in self._all(q)
-        ]
+        return rows.AUDIT_ENTRY.many(self._all(q))
 
     # ---------------------------------------------------------------- notifications
     def claim_notification(
@@ -407,13 +392,3 @@ def _fsync_sqlite(database: str | None) -> None:
         finally:
             os.close(fd)
         return
-
-
-def _user(row: Any) -> UserRecord:
-    return UserRecord(
-        name=row.name,
-        email=row.email,
-        roles=tuple(row.roles),
-        active=bool(row.active),
-        created_at=row.created_at,
-    )

@@ -7,10 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Row
 
 from signoff.domain.records import (
-    DeploymentKind,
     DeploymentRecord,
     EndpointRecord,
     FeedbackRecord,
@@ -18,41 +16,11 @@ from signoff.domain.records import (
     PredictionRecord,
 )
 from signoff.errors import NotFoundError
+from signoff.store import _rows as rows
 from signoff.store import _tables as t
 from signoff.store._base import SqlBase
 
 __all__ = ["RegistryStore"]
-
-
-def _model_version(row: Row[Any]) -> ModelVersionRecord:
-    m = row._mapping
-    return ModelVersionRecord(
-        id=m["id"],
-        name=m["name"],
-        version=m["version"],
-        flavor=m["flavor"],
-        path=m["path"],
-        digest=m["digest"],
-        signature=list(m["signature"]),
-        metrics=dict(m["metrics"]),
-        params=dict(m["params"]),
-        run_id=m["run_id"],
-        task_run_id=m["task_run_id"],
-        created_at=m["created_at"],
-    )
-
-
-def _endpoint(row: Row[Any]) -> EndpointRecord:
-    m = row._mapping
-    return EndpointRecord(
-        name=m["name"],
-        url=m["url"],
-        port=m["port"],
-        pid=m["pid"],
-        model_version_id=m["model_version_id"],
-        state=m["state"],
-        updated_at=m["updated_at"],
-    )
 
 
 class RegistryStore(SqlBase):
@@ -74,7 +42,7 @@ class RegistryStore(SqlBase):
 
     def get_model_version(self, model_version_id: str) -> ModelVersionRecord:
         q = sa.select(t.model_versions).where(t.model_versions.c.id == model_version_id)
-        return _model_version(self._one(q, f"model version {model_version_id}"))
+        return rows.MODEL_VERSION(self._one(q, f"model version {model_version_id}"))
 
     def model_versions_of(self, task_run_id: str) -> list[ModelVersionRecord]:
         q = (
@@ -82,7 +50,7 @@ class RegistryStore(SqlBase):
             .where(t.model_versions.c.task_run_id == task_run_id)
             .order_by(t.model_versions.c.created_at)
         )
-        return [_model_version(r) for r in self._all(q)]
+        return rows.MODEL_VERSION.many(self._all(q))
 
     def list_model_versions(self, name: str | None = None) -> list[ModelVersionRecord]:
         q = sa.select(t.model_versions).order_by(
@@ -90,7 +58,7 @@ class RegistryStore(SqlBase):
         )
         if name is not None:
             q = q.where(t.model_versions.c.name == name)
-        return [_model_version(r) for r in self._all(q)]
+        return rows.MODEL_VERSION.many(self._all(q))
 
     def set_alias(
         self, name: str, alias: str, model_version_id: str, *, actor: str, at: float, reason: str
@@ -132,11 +100,11 @@ class RegistryStore(SqlBase):
 
     # --------------------------------------------------------------------- endpoints
     def get_endpoint(self, name: str) -> EndpointRecord | None:
-        rows = self._all(sa.select(t.endpoints).where(t.endpoints.c.name == name))
-        return _endpoint(rows[0]) if rows else None
+        found = self._all(sa.select(t.endpoints).where(t.endpoints.c.name == name))
+        return rows.ENDPOINT(found[0]) if found else None
 
     def list_endpoints(self) -> list[EndpointRecord]:
-        return [_endpoint(r) for r in self._all(sa.select(t.endpoints).order_by("name"))]
+        return rows.ENDPOINT.many(self._all(sa.select(t.endpoints).order_by("name")))
 
     def save_endpoint(self, endpoint: EndpointRecord) -> None:
         with self._tx() as conn:
@@ -153,24 +121,7 @@ class RegistryStore(SqlBase):
             .where(t.deployments.c.endpoint == endpoint)
             .order_by(t.deployments.c.at)
         )
-        return [
-            DeploymentRecord(
-                id=r.id,
-                endpoint=r.endpoint,
-                model_version_id=r.model_version_id,
-                run_id=r.run_id,
-                gate_id=r.gate_id,
-                deployed_by=r.deployed_by,
-                at=r.at,
-                kind=DeploymentKind(r.kind),
-                traffic=r.traffic,
-                previous_model_version_id=r.previous_model_version_id,
-                reason=r.reason,
-                max_error_rate=r.max_error_rate,
-                override=r.override,
-            )
-            for r in self._all(q)
-        ]
+        return rows.DEPLOYMENT.many(self._all(q))
 
     # ------------------------------------------------------- prediction log, feedback
     def add_predictions(self, predictions: Sequence[PredictionRecord]) -> None:
@@ -187,7 +138,7 @@ class RegistryStore(SqlBase):
             .order_by(t.predictions.c.at.desc())
             .limit(limit)
         )
-        return [PredictionRecord(**r._mapping) for r in self._all(q)]
+        return rows.PREDICTION.many(self._all(q))
 
     def add_feedback(self, feedback: FeedbackRecord) -> None:
         """Store a label for a logged prediction; NotFoundError when the id is unknown."""
@@ -206,4 +157,4 @@ class RegistryStore(SqlBase):
             .where(t.feedback.c.prediction_id.in_(list(prediction_ids)))
             .order_by(t.feedback.c.id)
         )
-        return [FeedbackRecord(r.prediction_id, r.label, r.at) for r in self._all(q)]
+        return rows.FEEDBACK.many(self._all(q))

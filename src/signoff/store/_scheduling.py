@@ -18,13 +18,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 
-from signoff.domain.ports import Claim, FiringRecord, FiringState, ScheduleRecord
+from signoff.domain.ports_schedules import Claim, FiringRecord, FiringState, ScheduleRecord
 from signoff.domain.records import PredictionRecord
-from signoff.domain.specs import Catchup, Overlap, TriggerSpec
 from signoff.domain.states import RunState
 from signoff.errors import ConflictError, NotFoundError
+from signoff.store import _rows as rows
 from signoff.store import _schedule_tables as s
 from signoff.store import _tables as t
 from signoff.store._base import SqlBase
@@ -61,14 +61,12 @@ class SchedulingStore(SqlBase):
 
     def get_schedule(self, flow: str) -> ScheduleRecord | None:
         """The schedule row of a flow, if it has one."""
-        rows = self._all(sa.select(s.schedules).where(s.schedules.c.flow == flow))
-        return _schedule(rows[0]) if rows else None
+        found = self._all(sa.select(s.schedules).where(s.schedules.c.flow == flow))
+        return rows.SCHEDULE(found[0]) if found else None
 
     def list_schedules(self) -> list[ScheduleRecord]:
         """Every schedule row, by flow name."""
-        return [
-            _schedule(r) for r in self._all(sa.select(s.schedules).order_by(s.schedules.c.flow))
-        ]
+        return rows.SCHEDULE.many(self._all(sa.select(s.schedules).order_by(s.schedules.c.flow)))
 
     def remove_schedule(self, flow: str) -> bool:
         """Forget a flow's schedule and triggers (its firings stay as history)."""
@@ -122,8 +120,8 @@ class SchedulingStore(SqlBase):
 
     def get_firing(self, key: str) -> FiringRecord | None:
         """One firing by its key."""
-        rows = self._all(sa.select(s.firings).where(s.firings.c.key == key))
-        return _firing(rows[0]) if rows else None
+        found = self._all(sa.select(s.firings).where(s.firings.c.key == key))
+        return rows.FIRING(found[0]) if found else None
 
     def list_firings(
         self,
@@ -144,7 +142,7 @@ class SchedulingStore(SqlBase):
         if trigger_id is not None:
             q = q.where(s.firings.c.trigger_id == trigger_id)
         order = (when.asc(), s.firings.c.key.asc()) if oldest_first else (when.desc(),)
-        return [_firing(r) for r in self._all(q.order_by(*order).limit(limit))]
+        return rows.FIRING.many(self._all(q.order_by(*order).limit(limit)))
 
     def claim_firing(
         self, key: str, *, owner: str, now: float, stale_before: float, require_idle: bool
@@ -161,7 +159,7 @@ class SchedulingStore(SqlBase):
             row = conn.execute(sa.select(s.firings).where(s.firings.c.key == key)).first()
             if row is None:
                 return Claim("gone")
-            firing = _firing(row)
+            firing = rows.FIRING(row)
             # one claim at a time per flow (PostgreSQL; SQLite writers are serialized anyway)
             conn.execute(
                 sa.select(s.schedules.c.flow)
@@ -182,7 +180,7 @@ class SchedulingStore(SqlBase):
             )
             if res.rowcount != 1:
                 return Claim("gone", firing)
-            claimed = _firing(
+            claimed = rows.FIRING(
                 conn.execute(sa.select(s.firings).where(s.firings.c.key == key)).one()
             )
             return Claim("claimed", claimed, recovered=stale)
@@ -262,7 +260,7 @@ class SchedulingStore(SqlBase):
         if model_version is not None:
             q = q.where(p.c.model_version == model_version)
         q = q.order_by(p.c.at.desc()).limit(limit)
-        return [PredictionRecord(**r._mapping) for r in self._all(q)]
+        return rows.PREDICTION.many(self._all(q))
 
     def labelled_predictions(
         self,
@@ -285,10 +283,8 @@ class SchedulingStore(SqlBase):
         q = q.order_by(p.c.at.desc(), f.c.id.desc()).limit(limit * 2)
         found: dict[str, tuple[PredictionRecord, Any]] = {}
         for row in self._all(q):
-            m = dict(row._mapping)
-            label, _ = m.pop("feedback_label"), m.pop("feedback_id")
-            if m["id"] not in found:  # rows come latest label first
-                found[m["id"]] = (PredictionRecord(**m), label)
+            if row.id not in found:  # rows come latest label first
+                found[row.id] = (rows.PREDICTION(row), row.feedback_label)
         return list(found.values())[:limit]
 
     # ------------------------------------------------------------------------ lock
@@ -337,24 +333,6 @@ def _firing_values(firing: FiringRecord) -> dict[str, Any]:
     return values
 
 
-def _firing(row: Row[Any]) -> FiringRecord:
-    m = row._mapping
-    return FiringRecord(
-        key=m["key"],
-        flow=m["flow"],
-        kind=m["kind"],
-        state=FiringState(m["state"]),
-        fired_at=m["fired_at"],
-        scheduled_at=m["scheduled_at"],
-        trigger_id=m["trigger_id"],
-        run_id=m["run_id"],
-        evidence=dict(m["evidence"] or {}),
-        reason=m["reason"],
-        owner=m["owner"],
-        claimed_at=m["claimed_at"],
-    )
-
-
 def _schedule_values(schedule: ScheduleRecord) -> dict[str, Any]:
     cli = set(schedule.cli_trigger_ids)
     return {
@@ -375,26 +353,3 @@ def _schedule_values(schedule: ScheduleRecord) -> dict[str, Any]:
         "created_at": schedule.created_at,
         "updated_at": schedule.updated_at,
     }
-
-
-def _schedule(row: Row[Any]) -> ScheduleRecord:
-    m = row._mapping
-    stored = list(m["triggers"] or [])
-    triggers = tuple(TriggerSpec.from_dict(d) for d in stored)
-    cli = tuple(tr.id for tr, d in zip(triggers, stored, strict=True) if d.get("origin") == "cli")
-    return ScheduleRecord(
-        flow=m["flow"],
-        cron=m["cron"],
-        timezone=m["timezone"],
-        catchup=Catchup(m["catchup"]),
-        overlap=Overlap(m["overlap"]),
-        paused=bool(m["paused"]),
-        next_at=m["next_at"],
-        flow_path=m["flow_path"],
-        spec_hash=m["spec_hash"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        triggers=triggers,
-        cli_trigger_ids=cli,
-        trigger_state=dict(m["trigger_state"] or {}),
-    )

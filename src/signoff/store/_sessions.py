@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 
-from signoff.domain.ports import WebSession
+from signoff.domain.ports_store import WebSession
+from signoff.store import _rows as rows
 from signoff.store import _session_tables as s
 from signoff.store._base import SqlBase
 
@@ -31,8 +30,9 @@ class SqlSessionStore(SqlBase):
             )
 
     def web_session(self, id_hash: str) -> WebSession | None:
-        rows = self._all(sa.select(s.web_sessions).where(s.web_sessions.c.id_hash == id_hash))
-        return _session(rows[0]) if rows else None
+        q = sa.select(s.web_sessions).where(s.web_sessions.c.id_hash == id_hash)
+        found = self._all(q)
+        return rows.WEB_SESSION(found[0]) if found else None
 
     def touch_web_session(self, id_hash: str, at: float) -> None:
         """Move a session's idle clock (sessions expire when idle too long)."""
@@ -99,13 +99,3 @@ class SqlSessionStore(SqlBase):
             conn.execute(s.login_failures.delete().where(c.user_name == user[:200]))
             if before is not None:
                 conn.execute(s.login_failures.delete().where(c.at < before))
-
-
-def _session(row: Any) -> WebSession:
-    return WebSession(
-        id_hash=row.id_hash,
-        user=row.user_name,
-        created_at=row.created_at,
-        last_seen_at=row.last_seen_at,
-        client=row.client,
-    )

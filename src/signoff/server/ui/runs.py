@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from signoff.bootstrap import App
+from signoff.bootstrap.lookup import resolve_run
 from signoff.domain.records import (
     ArtifactRecord,
     GateRecord,
@@ -42,7 +43,7 @@ def load_run(app: App, run_id: str) -> RunRecord:
     if not is_id(run_id):
         raise PageError(404, "Not found", f"no run {run_id[:64]!r}")
     try:
-        return app.store.get_run(run_id)
+        return resolve_run(app.store, run_id)
     except NotFoundError as exc:
         raise PageError(404, "Not found", str(exc)) from exc
 

@@ -85,6 +85,24 @@ def test_exit_codes_signals_and_output(executor: LocalExecutor, tmp_path: Path) 
     assert executor.in_flight() == 0
 
 
+def test_submit_builds_the_working_folder_first(executor: LocalExecutor, tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "say.sh").write_text("echo hi > output/said.txt\n")
+    work = tmp_path / "runs" / "r1" / "say"  # not there yet: the executor makes it
+    env = {"SIGNOFF_TASK_RUN_ID": "say"}
+    executor.submit(TaskExecution("say", "sh say.sh", work, env, code=str(code)))
+    nowhere = TaskExecution("lost", "true", tmp_path / "lost", env, code=str(tmp_path / "none"))
+    executor.submit(nowhere)
+    outcomes = _wait_all(executor, 2)
+    assert outcomes["say"] == TaskOutcome("say", 0)
+    assert (work / "say.sh").is_symlink()
+    assert (work / "output" / "said.txt").read_text() == "hi\n"
+    assert outcomes["lost"].exit_code == -1
+    assert (outcomes["lost"].error or "").startswith("could not prepare the working folder: ")
+    assert executor.free_slots() == 2
+
+
 def test_wait_any_returns_empty_after_its_timeout(executor: LocalExecutor, tmp_path: Path) -> None:
     assert executor.wait_any(timeout=0) == []
     executor.submit(_run(tmp_path, "slow", "sleep 30"))

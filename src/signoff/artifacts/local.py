@@ -8,25 +8,15 @@ still names the content (the record holds it), and the task run's own folder kee
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 from pathlib import Path
 from typing import BinaryIO
 
 from signoff.errors import NotFoundError
+from signoff.tracking.fingerprints import file_sha256
 
 __all__ = ["LocalArtifactStore"]
-
-_CHUNK = 1 << 20
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class LocalArtifactStore:
@@ -39,7 +29,7 @@ class LocalArtifactStore:
         return self.root / digest[:2] / digest
 
     def put(self, path: Path) -> str:
-        digest = _sha256(path)
+        digest = file_sha256(path)
         target = self._path(digest)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,8 @@
 
 A :class:`TaskExecution` carries what a worker needs without the driver's disk: the command
 or callable, its environment, the code snapshot and the upstream outputs as
-:class:`ArtifactRef`s, and where the outputs go. (The local executor runs in the folder the
-engine's launcher prepared on this machine's disk.)
+:class:`ArtifactRef`s, and where the outputs go. The executor builds the working folder from
+it (``signoff.executors.materialise``); the engine does no folder I/O for it.
 """
 
 from __future__ import annotations

@@ -20,16 +20,6 @@ from signoff.tracking import fingerprints
 
 __all__ = ["cache_key", "code_fingerprint", "collect_artifacts", "folder_fingerprint"]
 
-_CHUNK = 1 << 20
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def collect_artifacts(output: Path, task_run_id: str, store: ArtifactStore) -> list[ArtifactRecord]:
     """Put every file under ``output`` into the artifact store; one record per file."""
@@ -51,7 +41,7 @@ def code_fingerprint(code_dir: Path) -> str:
         return h.hexdigest()
     for path in sorted(p for p in code_dir.rglob("*") if p.is_file()):
         h.update(path.relative_to(code_dir).as_posix().encode() + b"\0")
-        h.update(_sha256(path).encode() + b"\0")
+        h.update(fingerprints.file_sha256(path).encode() + b"\0")
     return h.hexdigest()
 
 

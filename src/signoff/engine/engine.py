@@ -28,7 +28,7 @@ from signoff.domain.states import RunState, TaskRunState
 from signoff.engine.cache import CachePolicy
 from signoff.engine.ingest import read_outputs
 from signoff.engine.kinds import KindContext, builtin_kind
-from signoff.engine.launch import prepare_folder, render_task, task_execution
+from signoff.engine.launch import render_task, task_execution
 from signoff.engine.lease import Lease, RunBusyError
 from signoff.engine.plan import check_overrides, plan_task_runs, resolve_flow_params, run_facts
 from signoff.engine.workdir import log_tail, snapshot_code
@@ -414,7 +414,6 @@ class _Drive:
     # ---------------------------------------------------------------- command tasks
     def _launch(self, task: TaskSpec, tr: TaskRunRecord, executor: Executor) -> None:
         via = (_T.QUEUED,) if tr.state is _T.PENDING else ()
-        prepare_folder(self.run, task, tr, self.by_task)
         try:
             rendered = render_task(self.run, task, tr)
         except SignoffError as exc:

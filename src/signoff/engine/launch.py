@@ -1,14 +1,15 @@
 """The task launcher: from a ready command task run to the ``TaskExecution`` an executor runs.
 
 It renders the command and params (``{{ }}`` over the task run's params, its run, its
-folders), prepares the working folder (code snapshot links, upstream outputs under
-``inputs/``, an empty ``output/``) and builds the environment a command learns the rest from.
+folders) and builds the environment a command learns the rest from. It does no folder I/O:
+the ``TaskExecution`` names the code snapshot, the upstream outputs (as ``ArtifactRef``s) and
+whether the attempt is a retry, and the executor builds the working folder from it
+(``signoff.executors.materialise``).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,17 +19,10 @@ from signoff.domain.ports import TaskExecution
 from signoff.domain.ports_execution import ArtifactRef
 from signoff.domain.records import RunRecord, TaskRunRecord
 from signoff.domain.specs import TaskSpec
-from signoff.engine.workdir import (
-    env_key,
-    input_map,
-    link_inputs,
-    link_output_dir,
-    output_of,
-    prepare_work_dir,
-)
+from signoff.engine.workdir import env_key, input_map, output_of
 from signoff.spec.templates import render, task_slug
 
-__all__ = ["Rendered", "prepare_folder", "render_task", "task_execution"]
+__all__ = ["Rendered", "render_task", "task_execution"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,27 +35,6 @@ class Rendered:
 
 def _is_fresh(tr: TaskRunRecord) -> bool:
     return tr.attempt == 0 and not tr.result
-
-
-def prepare_folder(
-    run: RunRecord, task: TaskSpec, tr: TaskRunRecord, by_task: Mapping[str, list[TaskRunRecord]]
-) -> None:
-    """The task run's working folder as its attempt needs it (a retry starts empty)."""
-    work = Path(tr.work_dir)
-    output, inputs = work / "output", work / "inputs"
-    fresh = _is_fresh(tr)
-    if task.call is not None:  # its folders are made when it writes; inputs come via its context
-        if not fresh:
-            shutil.rmtree(output, ignore_errors=True)
-    else:
-        code = Path(run.work_dir) / "code"
-        prepare_work_dir(work, code, inputs if task.depends_on else None, output, fresh=fresh)
-        for upstream_name in task.depends_on:
-            link_inputs(inputs / task_slug(upstream_name), by_task[upstream_name])
-    if task.output_dir:
-        link_output_dir(work / task.output_dir, output)
-    if not fresh:
-        (work / "records.jsonl").unlink(missing_ok=True)
 
 
 def render_task(run: RunRecord, task: TaskSpec, tr: TaskRunRecord) -> Rendered:

@@ -1,8 +1,9 @@
-"""A task run's working folder: the code snapshot, links to upstream outputs, its output.
+"""A task run's working folder as the driver sees it: the code snapshot, outputs, the log.
 
-The run's code is copied once (``snapshot_code``); each command task run's folder links to
-it, to its upstreams' ``output/`` folders under ``inputs/<slug>/`` (one sub-folder per grid
-index), and holds ``output/``, ``records.jsonl`` and ``stdout.log``.
+The run's code is copied once (``snapshot_code``). The executor builds each task run's
+folder (links to the code and to its upstreams' ``output/`` folders, ``output/``:
+``signoff.executors.materialise``); the driver finds an upstream's output (``output_of``),
+the inputs of an in-process task (``input_map``) and a log's last lines (``log_tail``).
 """
 
 from __future__ import annotations
@@ -20,11 +21,8 @@ from signoff.spec.templates import task_slug
 __all__ = [
     "env_key",
     "input_map",
-    "link_inputs",
-    "link_output_dir",
     "log_tail",
     "output_of",
-    "prepare_work_dir",
     "snapshot_code",
 ]
 
@@ -59,9 +57,6 @@ def snapshot_code(src: Path, dest: Path, *, skip: Path) -> None:
             os.chmod(dest / rel / name, path.stat().st_mode & 0o700)  # the home is owner-only
 
 
-_RESERVED = {"inputs", "output", "records.jsonl", "stdout.log"}
-
-
 def input_map(task: TaskSpec, by_task: Mapping[str, list[TaskRunRecord]]) -> dict[str, Path]:
     """Upstream outputs for an in-process task (one upstream task run: its folder)."""
     found: dict[str, Path] = {}
@@ -70,49 +65,6 @@ def input_map(task: TaskSpec, by_task: Mapping[str, list[TaskRunRecord]]) -> dic
         if len(ups) == 1:
             found[name] = found[task_slug(name)] = output_of(ups[0])
     return found
-
-
-def prepare_work_dir(
-    work: Path, code_dir: Path, inputs: Path | None, output: Path, *, fresh: bool
-) -> None:
-    """An empty output folder, the inputs folder, and (for commands) links to the code."""
-    if fresh:  # a first attempt: nothing to clear
-        output.mkdir(parents=True, exist_ok=True)
-    else:
-        work.mkdir(parents=True, exist_ok=True)
-        if output.is_symlink():
-            output.unlink()
-        elif output.exists():  # a retry starts from an empty output folder
-            shutil.rmtree(output)
-        output.mkdir()
-    if inputs is not None:
-        inputs.mkdir(exist_ok=True)
-    for entry in code_dir.iterdir():
-        link = work / entry.name
-        if entry.name in _RESERVED or link.exists() or link.is_symlink():
-            continue
-        link.symlink_to(entry)
-
-
-def link_inputs(target: Path, upstream: list[TaskRunRecord]) -> None:
-    if target.is_symlink() or target.is_file():
-        target.unlink()
-    elif target.exists():
-        shutil.rmtree(target)
-    if len(upstream) == 1:
-        target.symlink_to(output_of(upstream[0]), target_is_directory=True)
-        return
-    target.mkdir(parents=True)
-    for u in upstream:
-        (target / str(u.index)).symlink_to(output_of(u), target_is_directory=True)
-
-
-def link_output_dir(link: Path, output: Path) -> None:
-    """cnvrg's ``output_dir``: a folder name in the working folder that is collected."""
-    if link == output or link.is_symlink() or link.exists():
-        return
-    link.parent.mkdir(parents=True, exist_ok=True)
-    link.symlink_to(output, target_is_directory=True)
 
 
 def output_of(tr: TaskRunRecord) -> Path:

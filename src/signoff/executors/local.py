@@ -1,11 +1,12 @@
 """LocalExecutor: task runs as local subprocesses (or in-process callables), several at a time.
 
 A pool of slots (by default one per core) bounds parallelism; a task asking for ``cpu: 2``
-takes two slots. A command's output (stdout and stderr together) goes to ``stdout.log`` in
-its working folder; its environment names its task run, so a later process can find and stop
-a command left behind by a driver that died. A Python callable (``call: "module:function"``)
-runs in a worker thread of this process with its task context set; its traceback goes to the
-log.
+takes two slots. ``submit`` first builds the task run's working folder from its
+``TaskExecution`` (``signoff.executors.materialise``). A command's output (stdout and stderr
+together) goes to ``stdout.log`` in its working folder; its environment names its task run,
+so a later process can find and stop a command left behind by a driver that died. A Python
+callable (``call: "module:function"``) runs in a worker thread of this process with its task
+context set; its traceback goes to the log.
 
 Supervision (psutil): each command is the leader of a new session, so it and everything it
 starts share a process group. A watcher thread per command blocks in ``psutil`` 's wait
@@ -36,6 +37,8 @@ from typing import Any
 import psutil
 
 from signoff.domain.ports import TaskExecution, TaskOutcome
+from signoff.errors import SignoffError
+from signoff.executors.materialise import materialise
 from signoff.tracking.context import TaskContext, task_context
 
 __all__ = ["LOG_FILE", "TASK_RUN_ENV", "LocalExecutor", "stop_leftover"]
@@ -87,16 +90,22 @@ class LocalExecutor:
         with self._lock:
             self._used += need
             self._running[execution.task_run_id] = need
+        failed = _prepare(execution) or self._start(execution)
+        if failed is not None:
+            self._done.put(failed)
+
+    def _start(self, execution: TaskExecution) -> TaskOutcome | None:
+        """Start the command or the callable; the outcome if it could not even start."""
         if execution.call is not None:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=self._slots, thread_name_prefix="task")
             self._pool.submit(self._run_call, execution)
-            return
+            return None
         command = _Command.start(execution, self._base_env, self._done)
         if isinstance(command, TaskOutcome):
-            self._done.put(command)
-            return
+            return command
         self._commands[execution.task_run_id] = command
+        return None
 
     def _run_call(self, execution: TaskExecution) -> None:
         try:
@@ -236,6 +245,16 @@ class _Command:
                 name = f"signal {-code}"
             return TaskOutcome(self.task_run_id, code, error=f"killed by {name}")
         return TaskOutcome(self.task_run_id, code)
+
+
+def _prepare(execution: TaskExecution) -> TaskOutcome | None:
+    """Build the working folder; the failed outcome if it cannot be built."""
+    try:
+        materialise(execution)
+    except (OSError, SignoffError) as exc:
+        error = f"could not prepare the working folder: {exc}"
+        return TaskOutcome(execution.task_run_id, -1, error=error)
+    return None
 
 
 def _wait_child(proc: subprocess.Popen[bytes], timeout: float | None) -> int:

@@ -39,6 +39,7 @@ __all__ = [
     "Table",
     "Unreadable",
     "describe_table",
+    "file_sha256",
     "fingerprint_path",
     "folder_fingerprint",
 ]
@@ -109,6 +110,11 @@ def folder_fingerprint(files: Iterable[tuple[str, str]]) -> str:
     for rel, sha in sorted(files):
         h.update(f"{rel}\0{sha}\0".encode())
     return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes (read in chunks): the digest artifacts are stored under."""
+    return _sha256(path, None)
 
 
 def describe_table(path: Path, rel: str) -> Table | None:

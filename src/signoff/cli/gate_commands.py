@@ -13,6 +13,7 @@ from signoff.bootstrap import build_app
 from signoff.cli.console import JsonOpt, err, out, print_json, read_settings
 from signoff.domain.records import UserRecord
 from signoff.errors import NotFoundError, SignoffError
+from signoff.views import inventory
 
 __all__ = ["ROLES", "audit_app", "groups_app", "register", "users_app"]
 
@@ -67,10 +68,7 @@ def users_list(as_json: JsonOpt = False) -> None:
     app_ = build_app(read_settings())
     try:
         users = app_.store.list_users()
-        rows = [
-            {"name": u.name, "email": u.email, "roles": list(u.roles), "active": u.active}
-            for u in users
-        ]
+        rows = [inventory.user_row(u) for u in users]
         if as_json:
             print_json(rows)
             return
@@ -198,18 +196,7 @@ def audit_verify(
     try:
         report = app_.verify_audit(checkpoints)
         if as_json:
-            print_json(
-                {
-                    "entries": report.entries,
-                    "intact": report.intact,
-                    "checkpoints": report.checkpoints,
-                    "checkpoints_verified": report.checkpoints_verified,
-                    "decisions": report.decisions,
-                    "decisions_matched": report.decisions_matched,
-                    "summary": report.summary(),
-                    "breaks": [{"seq": b.seq, "reason": b.reason} for b in report.breaks],
-                }
-            )
+            print_json(inventory.audit_verify(report))
         elif report.breaks:
             for b in report.breaks:
                 where = f"entry {b.seq}" if b.seq else "decisions"
@@ -238,21 +225,7 @@ def audit_show(
         rid = app_.store.get_run(run_id).id if run_id else None
         entries = app_.store.list_audit(rid)
         if as_json:
-            print_json(
-                [
-                    {
-                        "seq": e.seq,
-                        "at": e.at,
-                        "event": e.event,
-                        "run_id": e.run_id,
-                        "gate_id": e.gate_id,
-                        "actor": e.actor,
-                        "data": e.data,
-                        "hash": e.hash,
-                    }
-                    for e in entries
-                ]
-            )
+            print_json([inventory.audit_entry(e) for e in entries])
             return
         table = Table()
         for col in ("#", "when (UTC)", "event", "run", "actor", "details"):

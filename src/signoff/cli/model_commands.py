@@ -11,6 +11,8 @@ from signoff.cli import views
 from signoff.cli.console import JsonOpt, err, out, print_json, read_settings, settings_user
 from signoff.cli.progress import ProgressObserver
 from signoff.errors import SignoffError
+from signoff.views import build, inventory
+from signoff.views.models import AliasMove
 
 __all__ = ["register"]
 
@@ -41,9 +43,9 @@ def models(
             if as_json:
                 print_json(moves)
             else:
-                views.print_alias_history(out, moves)
+                views.print_alias_history(out, [AliasMove.model_validate(m) for m in moves])
             return
-        rows = views.model_rows(app_.store, name)
+        rows = inventory.model_rows(app_.store, name)
         if as_json:
             print_json(rows)
         else:
@@ -62,7 +64,7 @@ def compare(
     """Params and metrics of task runs side by side."""
     app_ = build_app(read_settings())
     try:
-        columns = views.comparison(app_.store, items)
+        columns = build.comparison(app_.store, items)
         if as_json:
             print_json(columns)
         else:

@@ -59,6 +59,7 @@ __all__ = [
     "run_row",
     "run_summary",
     "spec_issue",
+    "summary_of",
     "task_runs",
     "waiting_gates",
 ]
@@ -178,23 +179,6 @@ def run_gates(store: Store, run_id: str) -> list[RunGate]:
     ]
 
 
-def _deployed(trs: Iterable[TaskRunRecord]) -> list[dict[str, Any]]:
-    """What the run's deploy tasks did (the endpoints they rolled over)."""
-    return [
-        tr.result for tr in trs if tr.state is TaskRunState.SUCCEEDED and "endpoint" in tr.result
-    ]
-
-
-def run_summary(store: Store, run: RunRecord) -> RunSummary:
-    """The run, its open gate and the endpoints it deployed (``signoff run --json``)."""
-    gates = run_gates(store, run.id)
-    return RunSummary(
-        **_run_fields(run),
-        gate=next((g for g in gates if g.state == _WAITING), None),
-        deployments=_deployed(store.list_task_runs(run.id)),
-    )
-
-
 def output_fingerprint(artifacts: list[ArtifactRecord]) -> OutputFingerprint:
     """What a task run produced: its files' combined sha256, count and size."""
     h = hashlib.sha256()
@@ -265,6 +249,24 @@ def run_detail(store: Store, run: RunRecord) -> RunDetail:
         tasks=task_runs(store, run, store.list_task_runs(run.id)),
         gates=run_gates(store, run.id),
     )
+
+
+def summary_of(detail: RunDetail) -> RunSummary:
+    """The short form of a run from its full form: its open gate and what it deployed."""
+    return RunSummary(
+        **{name: getattr(detail, name) for name in RunRow.model_fields},
+        gate=next((g for g in detail.gates if g.state == _WAITING), None),
+        deployments=[
+            t.result
+            for t in detail.tasks
+            if t.state == TaskRunState.SUCCEEDED.value and "endpoint" in t.result
+        ],
+    )
+
+
+def run_summary(store: Store, run: RunRecord) -> RunSummary:
+    """The run, its open gate and the endpoints it deployed (``signoff run --json``)."""
+    return summary_of(run_detail(store, run))
 
 
 # ----------------------------------------------------------------------------- gates

@@ -67,15 +67,14 @@ def users_list(as_json: JsonOpt = False) -> None:
     """List users."""
     app_ = build_app(read_settings())
     try:
-        users = app_.store.list_users()
-        rows = [inventory.user_row(u) for u in users]
+        rows = [inventory.user_row(u) for u in app_.store.list_users()]
         if as_json:
             print_json(rows)
             return
         table = Table()
         for col in ("user", "e-mail", "roles", "active"):
             table.add_column(col)
-        for u in users:
+        for u in rows:
             table.add_row(u.name, u.email or "", ", ".join(u.roles), str(u.active))
         out.print(table if rows else "no users yet")
     finally:
@@ -223,9 +222,9 @@ def audit_show(
     app_ = build_app(read_settings())
     try:
         rid = app_.store.get_run(run_id).id if run_id else None
-        entries = app_.store.list_audit(rid)
+        entries = [inventory.audit_entry(e) for e in app_.store.list_audit(rid)]
         if as_json:
-            print_json([inventory.audit_entry(e) for e in entries])
+            print_json(entries)
             return
         table = Table()
         for col in ("#", "when (UTC)", "event", "run", "actor", "details"):

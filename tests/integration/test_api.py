@@ -7,7 +7,6 @@ nothing), and a run started, driven to its gate, approved and finished through t
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 import threading
@@ -23,12 +22,13 @@ import sqlalchemy as sa
 import uvicorn
 
 from signoff.bootstrap import App, Settings, build_app
-from signoff.cli import views
 from signoff.domain.records import DeploymentRecord, EndpointRecord, UserRecord
 from signoff.errors import ScopeError
 from signoff.server import create_app
 from signoff.server.tokens import issue_token
 from signoff.server.worker import Worker
+from signoff.views import build
+from signoff.views.models import RunRow
 
 RESOURCES = Path(__file__).parents[1] / "resources"
 
@@ -292,14 +292,13 @@ def test_a_run_shows_like_the_cli_and_lists_with_filters(served: Served, waiting
         detail = c.get(f"/runs/{waiting_run}")
         assert detail.status_code == 200
         run = served.app.store.get_run(waiting_run)
-        local = json.loads(json.dumps(views.run_detail(served.app.store, run), default=str))
-        assert detail.json() == local
+        assert detail.json() == build.run_detail(served.app.store, run).model_dump(mode="json")
         assert c.get(f"/runs/{waiting_run[:8]}").json()["run_id"] == waiting_run
         waiting = c.get("/runs", params={"state": "waiting_for_approval", "flow": "api-demo"})
         assert waiting_run in [r["run_id"] for r in waiting.json()]
         rows = c.get("/runs", params={"limit": 1}).json()
         assert len(rows) == 1
-        assert set(rows[0]) == set(views.run_row(run))
+        assert set(rows[0]) == set(RunRow.model_fields)
         assert c.get("/runs", params={"flow": "nothing-like-it"}).json() == []
         assert c.get("/runs", params={"state": "sleeping"}).status_code == 422
         assert c.get("/runs", params={"limit": 0}).status_code == 422

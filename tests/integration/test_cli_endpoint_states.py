@@ -25,6 +25,8 @@ from signoff.cli import views
 from signoff.cli.main import main
 from signoff.domain.records import EndpointRecord, RunRecord
 from signoff.domain.states import RunState
+from signoff.views import build
+from signoff.views.models import AliasMove, CompareColumn, GateRow, ModelRow, RunDetail
 
 # what the code writes ("serving", "stopped"), what the views derive ("down"), states other
 # versions or tools may have written, and strings that look like markup
@@ -126,6 +128,21 @@ def _console() -> tuple[Console, io.StringIO]:
 
 
 MARKUP = "[/] [bold]x[/bold] [red :smile:"
+_GATE = {
+    "gate_id": "g1",
+    "task": "gate",
+    "state": "waiting_for_approval",
+    "targets": ["a"],
+    "quorum": "all",
+    "model_version_id": None,
+    "model_digest": None,
+    "report": None,
+    "report_html": None,
+    "report_digest": None,
+    "opened_at": 0.0,
+    "expires_at": 1.0,
+    "decisions": [],
+}
 
 
 def test_runs_and_run_details_print_reasons_and_names_as_they_are() -> None:
@@ -143,41 +160,54 @@ def test_runs_and_run_details_print_reasons_and_names_as_they_are() -> None:
         updated_at=time.time(),
         reason=f"why {MARKUP}",
     )
-    views.print_runs(console, [run])
-    detail = {
-        "run_id": "r1",
-        "flow": MARKUP,
-        "state": "[/]unknown",
+    views.print_runs(console, [build.run_row(run)])
+    task = {
+        "task_run_id": "t1",
+        "task": "t",
+        "label": MARKUP,
+        "kind": "exec",
+        "state": "[/]",
+        "attempt": 1,
+        "params": {"p": MARKUP},
+        "logged_params": {},
+        "metrics": {},
         "reason": MARKUP,
-        "params": {},
-        "tasks": [
-            {
-                "label": MARKUP,
-                "state": "[/]",
-                "attempt": 1,
-                "params": {"p": MARKUP},
-                "metrics": {},
-                "reason": MARKUP,
-            }
-        ],
-        "gates": [
-            {
-                "task": MARKUP,
-                "state": "waiting_for_approval",
-                "targets": ["[bob]"],
-                "quorum": 1,
-                "report_html": f"/r/{MARKUP}.html",
-                "decisions": [
-                    {"actor": "[x]", "decision": "approve", "channel": "cli", "comment": MARKUP}
-                ],
-            }
+        "started_at": None,
+        "ended_at": None,
+        "duration_seconds": None,
+        "work_dir": "/w",
+        "outputs": None,
+        "inputs": {},
+        "result": {},
+    }
+    gate = {
+        **_GATE,
+        "task": MARKUP,
+        "targets": ["[bob]"],
+        "quorum": 1,
+        "report_html": f"/r/{MARKUP}.html",
+        "decisions": [
+            {"actor": "[x]", "decision": "approve", "channel": "cli", "comment": MARKUP, "at": 0}
         ],
     }
+    detail = RunDetail.model_validate(
+        {
+            **build.run_row(run).model_dump(),
+            "flow": MARKUP,
+            "reason": MARKUP,
+            "flow_hash": "h",
+            "params": {},
+            "work_dir": "/w",
+            "facts": {},
+            "tasks": [task],
+            "gates": [gate],
+        }
+    )
     views.print_detail(console, detail)
     text = buffer.getvalue()
     assert f"why {MARKUP}" in text
     assert "[alice]" in text
-    assert f"run r1 · flow {MARKUP} · [/]unknown · {MARKUP}" in text
+    assert f"run r1 · flow {MARKUP} · failed · {MARKUP}" in text
     assert f"gate {MARKUP} waiting_for_approval: approvers [bob] (quorum 1)" in text
     assert f"  review report: /r/{MARKUP}.html" in text
     assert f"  [x] approve via cli: {MARKUP}" in text
@@ -185,50 +215,36 @@ def test_runs_and_run_details_print_reasons_and_names_as_they_are() -> None:
 
 def test_gates_models_and_comparisons_print_data_as_it_is(attacks: Attacks) -> None:
     console, buffer = _console()
-    views.print_gates(
-        console,
-        [
-            {
-                "run_id": "r1",
-                "flow": MARKUP,
-                "task": "[gate]",
-                "targets": ["[a]"],
-                "quorum": "all",
-                "opened_at": time.time(),
-                "report_html": None,
-            }
-        ],
-    )
+    gate = {**_GATE, "task": "[gate]", "targets": ["[a]"], "opened_at": time.time()}
+    views.print_gates(console, [GateRow(run_id="r1", flow=MARKUP, **gate)])
+    model = {"id": "m", "name": "m", "version": 1, "digest": "d"}
     views.print_models(
         console,
         [
-            {
-                "label": f"m:{MARKUP}",
-                "flavor": "[f]",
-                "aliases": ["[c]"],
-                "run_id": "r",
-                "metrics": {},
-            }
+            ModelRow(
+                **model, label=f"m:{MARKUP}", flavor="[f]", aliases=["[c]"], run_id="r", metrics={}
+            )
         ],
     )
     views.print_alias_history(
         console,
         [
-            {
-                "at": time.time(),
-                "alias": "[champion]",
-                "model_version": None,
-                "model_version_id": "[id]",
-                "actor": "[root]",
-                "reason": MARKUP,
-            }
+            AliasMove(
+                at=time.time(),
+                alias="[champion]",
+                model_version=None,
+                model_version_id="[id]",
+                actor="[root]",
+                reason=MARKUP,
+            )
         ],
     )
+    column = {"task_run_id": "t", "run_id": "r", "state": "succeeded"}
     views.print_comparison(
         console,
         [
-            {"column": "[c1]", "params": {"p": "[/]"}, "metrics": {"auc": 0.5}},
-            {"column": "[c2]", "params": {"p": "[b]"}, "metrics": {"auc": 0.7}},
+            CompareColumn(**column, column="[c1]", params={"p": "[/]"}, metrics={"auc": 0.5}),
+            CompareColumn(**column, column="[c2]", params={"p": "[b]"}, metrics={"auc": 0.7}),
         ],
     )
     text = buffer.getvalue()

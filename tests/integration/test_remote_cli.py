@@ -23,13 +23,13 @@ import pytest
 import uvicorn
 
 from signoff.bootstrap import App, Settings, build_app
-from signoff.cli import views
 from signoff.domain.records import UserRecord
 from signoff.domain.states import RunState
 from signoff.server import create_app
 from signoff.server.tokens import issue_token
 from signoff.server.worker import Worker
 from signoff.spec import parse_flow
+from signoff.views import build
 
 FLOW = """flow: remote-demo
 tasks:
@@ -227,8 +227,8 @@ def test_approve_decides_as_the_tokens_user_and_waits_for_the_run(setup: Setup) 
     doc = _json(approved)
     store = setup.app.store
     final = store.get_run(run_id)
-    expected = {**views.run_summary(store, final), "decision": "approved", "gate_state": "approved"}
-    assert doc == json.loads(json.dumps(expected, default=str))
+    summary = build.run_summary(store, final).model_dump(mode="json")
+    assert doc == {**summary, "decision": "approved", "gate_state": "approved"}
     assert doc["state"] == "succeeded"
     gate = store.gates_of_run(run_id)[0]
     [decision] = store.list_decisions(gate.id)

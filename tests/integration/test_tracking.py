@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from signoff.bootstrap import App, Settings, build_app
-from signoff.cli.views import comparison
 from signoff.engine.reproduce import reproduce
 from signoff.spec import load_flow
+from signoff.views.build import comparison, run_detail
 
 FLOW = Path(__file__).parents[1] / "resources" / "tracking" / "flow.yaml"
 TINY = Path(__file__).parents[1] / "resources" / "flows" / "tiny" / "flow.yaml"
@@ -74,11 +74,11 @@ def test_select_names_the_challenger_and_keeps_history(app: App) -> None:
 def test_compare_lines_up_params_and_metrics(app: App) -> None:
     first = _run(app, TINY)
     columns = comparison(app.store, [f"{first}:train[0]", f"{first}:train[1]"])
-    assert [c["column"] for c in columns] == [f"train[0]@{first[:6]}", f"train[1]@{first[:6]}"]
-    assert [c["metrics"]["score"] for c in columns] == [0.2, 0.7]
-    assert [c["params"]["quality"] for c in columns] == [2, 7]
+    assert [c.column for c in columns] == [f"train[0]@{first[:6]}", f"train[1]@{first[:6]}"]
+    assert [c.metrics["score"] for c in columns] == [0.2, 0.7]
+    assert [c.params["quality"] for c in columns] == [2, 7]
     whole = comparison(app.store, [first])
-    assert {c["column"].split("@")[0] for c in whole} == {
+    assert {c.column.split("@")[0] for c in whole} == {
         "prepare",
         "train[0]",
         "train[1]",
@@ -126,10 +126,8 @@ def test_a_reproduction_never_opens_a_gate(app: App) -> None:
 
 
 def test_show_records_the_data_each_task_read(app: App) -> None:
-    from signoff.cli.views import run_detail
-
     run_id = _run(app, FLOW, seed=3)
-    detail = run_detail(app.store, app.store.get_run(run_id))
+    detail = run_detail(app.store, app.store.get_run(run_id)).model_dump(mode="json")
     tasks = {t["label"]: t for t in detail["tasks"]}
     gen, fit = tasks["gen"], tasks["fit"]
     assert gen["outputs"]["files"] == 1

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from signoff.cli import remote
+from signoff.cli import views
 from signoff.cli.run_table import run_view, task_layers
 from signoff.domain.records import RunRecord, TaskRunRecord
 from signoff.domain.specs import TaskKind
 from signoff.domain.states import RunState, TaskRunState
 from signoff.spec import parse_flow
+from signoff.views.models import RunDetail
 
 FLOW = """flow: tiny
 tasks:
@@ -91,26 +92,48 @@ def test_the_run_table_prints_reasons_and_names_as_text() -> None:
     assert "running" in shown
 
 
-def test_the_remote_outcome_prints_the_reason_as_text() -> None:
-    detail = {
-        "run_id": "r1",
-        "state": "failed",
-        "reason": REASON,
-        "gates": [
-            {
-                "state": "waiting_for_approval",
-                "task": "sign [/off]",
-                "targets": ["alice [b]"],
-                "report_html": None,
-            }
-        ],
-        "tasks": [],
+def _detail(state: str) -> RunDetail:
+    gate = {
+        "gate_id": "g1",
+        "task": "sign [/off]",
+        "state": "waiting_for_approval",
+        "targets": ["alice [b]"],
+        "quorum": "any",
+        "model_version_id": None,
+        "model_digest": None,
+        "report": None,
+        "report_html": None,
+        "report_digest": None,
+        "opened_at": 0.0,
+        "expires_at": 1.0,
+        "decisions": [],
     }
+    return RunDetail.model_validate(
+        {
+            "run_id": "r1",
+            "flow": "f",
+            "state": state,
+            "started_by": "alice",
+            "created_at": 0.0,
+            "ended_at": None,
+            "reason": REASON,
+            "flow_hash": "h",
+            "params": {},
+            "work_dir": "/w",
+            "facts": {},
+            "tasks": [],
+            "gates": [gate],
+        }
+    )
+
+
+def test_the_outcome_prints_the_reason_as_text() -> None:
     console = Console(record=True, width=300, color_system=None)
-    remote.print_outcome(console, detail, "signoff")
+    views.print_outcome(console, _detail("failed"), "signoff", name_approver=False)
     shown = console.export_text()
     assert f"run r1 is failed ({REASON})" in shown
-    detail["state"] = "waiting_for_approval"
     console = Console(record=True, width=300, color_system=None)
-    remote.print_outcome(console, detail, "signoff")
-    assert "gate sign [/off] for alice [b];" in console.export_text()
+    views.print_outcome(console, _detail("waiting_for_approval"), "signoff", name_approver=True)
+    shown = console.export_text()
+    assert "gate sign [/off] for alice [b];" in shown
+    assert "approve r1 --as alice [b] --comment" in shown

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 
 from signoff.bootstrap import Settings
@@ -45,7 +46,13 @@ def settings_user(settings: Settings) -> str:
 
 
 def print_json(data: Any) -> None:
-    """Write ``data`` as the one JSON document of a ``--json`` command."""
+    """Write ``data`` as the one JSON document of a ``--json`` command.
+
+    A read model (or a list of them) is written as ``model_dump(mode="json")``."""
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    elif isinstance(data, list):
+        data = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 

@@ -20,6 +20,8 @@ from signoff.cli.console import JsonOpt, err, out, print_json, read_settings, si
 from signoff.cli.progress import drive_with_progress
 from signoff.engine.engine import RunBusyError, new_id
 from signoff.gates.decide import decide
+from signoff.views import build
+from signoff.views.models import RunSummary
 
 __all__ = ["gates_app", "register"]
 
@@ -30,6 +32,11 @@ def register(cli: typer.Typer) -> None:
     """Add ``approve`` and ``reject`` to ``cli``."""
     for command in (approve, reject):
         cli.command()(command)
+
+
+def _print_decided(summary: RunSummary, verb: str, gate_state: str) -> None:
+    """The ``--json`` of a decision: the run's short form, the decision, the gate's state."""
+    print_json({**summary.model_dump(mode="json"), "decision": verb, "gate_state": gate_state})
 
 
 def _decide(
@@ -49,15 +56,9 @@ def _decide(
                 note=err,
             )
         if as_json:
-            print_json(
-                {
-                    **remote.run_summary(final_),
-                    "decision": verb,
-                    "gate_state": decision["gate_state"],
-                }
-            )
+            _print_decided(build.summary_of(final_), verb, decision.gate_state)
         else:
-            remote.print_outcome(out, final_, signoff_cmd())
+            views.print_outcome(out, final_, signoff_cmd(), name_approver=False)
         return
     app_ = build_app(settings)
     try:
@@ -82,17 +83,11 @@ def _decide(
                 drive_with_progress(app_, run_.id, out, quiet=as_json)
             except RunBusyError as exc:  # a server or worker drives it: it will continue
                 err.print(f"note: {exc}; it continues there", markup=False)
-        final = app_.store.get_run(run_.id)
+        final = build.run_detail(app_.store, app_.store.get_run(run_.id))
         if as_json:
-            print_json(
-                {
-                    **views.run_summary(app_.store, final),
-                    "decision": verb,
-                    "gate_state": result.state.value,
-                }
-            )
+            _print_decided(build.summary_of(final), verb, result.state.value)
         else:
-            views.print_outcome(out, app_.store, final, signoff_cmd())
+            views.print_outcome(out, final, signoff_cmd(), name_approver=True)
     finally:
         app_.close()
 
@@ -146,7 +141,7 @@ def gates(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         return
     app_ = build_app(settings)
     try:
-        rows = views.open_gates(app_.store)
+        rows = build.open_gates(app_.store)
         if as_json:
             print_json(rows)
         else:

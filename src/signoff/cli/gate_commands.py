@@ -14,6 +14,7 @@ from signoff.bootstrap.lookup import resolve_run
 from signoff.cli.console import JsonOpt, err, out, print_json, read_settings
 from signoff.domain.records import UserRecord
 from signoff.errors import NotFoundError, SignoffError
+from signoff.views import inventory
 
 __all__ = ["ROLES", "audit_app", "groups_app", "register", "users_app"]
 
@@ -67,18 +68,14 @@ def users_list(as_json: JsonOpt = False) -> None:
     """List users."""
     app_ = build_app(read_settings())
     try:
-        users = app_.store.list_users()
-        rows = [
-            {"name": u.name, "email": u.email, "roles": list(u.roles), "active": u.active}
-            for u in users
-        ]
+        rows = [inventory.user_row(u) for u in app_.store.list_users()]
         if as_json:
             print_json(rows)
             return
         table = Table()
         for col in ("user", "e-mail", "roles", "active"):
             table.add_column(col)
-        for u in users:
+        for u in rows:
             table.add_row(u.name, u.email or "", ", ".join(u.roles), str(u.active))
         out.print(table if rows else "no users yet")
     finally:
@@ -199,18 +196,7 @@ def audit_verify(
     try:
         report = app_.verify_audit(checkpoints)
         if as_json:
-            print_json(
-                {
-                    "entries": report.entries,
-                    "intact": report.intact,
-                    "checkpoints": report.checkpoints,
-                    "checkpoints_verified": report.checkpoints_verified,
-                    "decisions": report.decisions,
-                    "decisions_matched": report.decisions_matched,
-                    "summary": report.summary(),
-                    "breaks": [{"seq": b.seq, "reason": b.reason} for b in report.breaks],
-                }
-            )
+            print_json(inventory.audit_verify(report))
         elif report.breaks:
             for b in report.breaks:
                 where = f"entry {b.seq}" if b.seq else "decisions"
@@ -237,23 +223,9 @@ def audit_show(
     app_ = build_app(read_settings())
     try:
         rid = resolve_run(app_.store, run_id).id if run_id else None
-        entries = app_.store.list_audit(rid)
+        entries = [inventory.audit_entry(e) for e in app_.store.list_audit(rid)]
         if as_json:
-            print_json(
-                [
-                    {
-                        "seq": e.seq,
-                        "at": e.at,
-                        "event": e.event,
-                        "run_id": e.run_id,
-                        "gate_id": e.gate_id,
-                        "actor": e.actor,
-                        "data": e.data,
-                        "hash": e.hash,
-                    }
-                    for e in entries
-                ]
-            )
+            print_json(entries)
             return
         table = Table()
         for col in ("#", "when (UTC)", "event", "run", "actor", "details"):

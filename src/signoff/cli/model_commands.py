@@ -12,6 +12,8 @@ from signoff.cli import views
 from signoff.cli.console import JsonOpt, err, out, print_json, read_settings, settings_user
 from signoff.cli.progress import ProgressObserver
 from signoff.errors import SignoffError
+from signoff.views import build, inventory
+from signoff.views.models import AliasMove
 
 __all__ = ["register"]
 
@@ -42,9 +44,9 @@ def models(
             if as_json:
                 print_json(moves)
             else:
-                views.print_alias_history(out, moves)
+                views.print_alias_history(out, [AliasMove.model_validate(m) for m in moves])
             return
-        rows = views.model_rows(app_.store, name)
+        rows = inventory.model_rows(app_.store, name)
         if as_json:
             print_json(rows)
         else:
@@ -64,7 +66,7 @@ def compare(
     app_ = build_app(read_settings())
     try:
         full = [resolve_compare_item(app_.store, item) for item in items]
-        columns = views.comparison(app_.store, full)
+        columns = build.comparison(app_.store, full)
         if as_json:
             print_json(columns)
         else:

@@ -1,9 +1,10 @@
 """The CLI against a signoff server: ``SIGNOFF_SERVER_URL`` and ``SIGNOFF_TOKEN`` set.
 
 ``runs``, ``show``, ``logs``, ``gates``, ``approve`` and ``reject`` then ask the server's REST
-API (``/api/v1``) over HTTP instead of opening the store, and print the same documents: the
-API's answers have the shapes of the local ``--json`` output. Decisions are made as the
-token's user. HTTP errors become one-line reasons (a ``SignoffError``), like local ones.
+API (``/api/v1``) over HTTP instead of opening the store. The answers are parsed into the read
+models of :mod:`signoff.views` (the ones local mode builds), so both modes print the same.
+Decisions are made as the token's user. HTTP errors become one-line reasons (a
+``SignoffError``), like local ones.
 """
 
 from __future__ import annotations
@@ -15,29 +16,26 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
-from rich.text import Text
 
 from signoff.bootstrap import Settings
 from signoff.cli.auth import Credentials
-from signoff.cli.run_table import STATE_STYLE
-from signoff.domain.records import RunRecord
 from signoff.domain.states import RunState
 from signoff.errors import ConflictError, NotATargetError, NotFoundError, SignoffError
+from signoff.views.models import DecisionOut, GateRow, PrincipalOut, RunDetail, RunRow
 
 __all__ = [
     "RemoteClient",
     "connect",
     "decide_and_wait",
     "follow",
-    "print_outcome",
-    "run_record",
-    "run_summary",
 ]
 
 _POLL = 0.5
 _PATIENCE = 120.0  # seconds without any change before a decision stops waiting for the run
-_SETTLED = {s.value for s in RunState if s.is_terminal} | {RunState.WAITING_FOR_APPROVAL.value}
+_SETTLED = {s for s in RunState if s.is_terminal} | {RunState.WAITING_FOR_APPROVAL}
+_WAITING = RunState.WAITING_FOR_APPROVAL.value
 
 
 class RemoteClient:
@@ -73,31 +71,35 @@ class RemoteClient:
                 f"{self.url} did not answer like a signoff server (no JSON at {path})"
             ) from None
 
+    def _parsed(self, model: Any, method: str, path: str, **kw: Any) -> Any:
+        """The answer as a read model (``model``: a class or a ``list[...]`` of one)."""
+        data = self._json(method, path, **kw)
+        try:
+            return TypeAdapter(model).validate_python(data)
+        except ValidationError:
+            raise SignoffError(
+                f"{self.url} answered {path} with a document this signoff does not read"
+            ) from None
+
     # ---------------------------------------------------------------- resources
-    def me(self) -> dict[str, Any]:
+    def me(self) -> PrincipalOut:
         """Who the token acts as."""
-        found: dict[str, Any] = self._json("GET", "/users/me")
+        found: PrincipalOut = self._parsed(PrincipalOut, "GET", "/users/me")
         return found
 
-    def runs(self, limit: int) -> list[dict[str, Any]]:
+    def runs(self, limit: int) -> list[RunRow]:
         """Runs, newest first (``runs --json``)."""
-        rows: list[dict[str, Any]] = self._json("GET", "/runs", params={"limit": limit})
+        rows: list[RunRow] = self._parsed(list[RunRow], "GET", "/runs", params={"limit": limit})
         return rows
 
-    def run_detail(self, run_id: str) -> dict[str, Any]:
+    def run_detail(self, run_id: str) -> RunDetail:
         """A run as ``show --json`` prints it."""
-        detail: dict[str, Any] = self._json("GET", f"/runs/{_part(run_id)}")
-        for task in detail["tasks"]:  # JSON has no NaN: the server sends null for it
-            task["metrics"] = {
-                k: float("nan") if v is None else v for k, v in task["metrics"].items()
-            }
+        detail: RunDetail = self._parsed(RunDetail, "GET", f"/runs/{_part(run_id)}")
         return detail
 
-    def open_gates(self) -> list[dict[str, Any]]:
-        """Gates waiting for a decision (``gates --json``)."""
-        rows: list[dict[str, Any]] = self._json("GET", "/gates")
-        for row in rows:
-            row.pop("required", None)
+    def open_gates(self) -> list[GateRow]:
+        """Gates waiting for a decision (``gates --json``; the API's ``required`` is dropped)."""
+        rows: list[GateRow] = self._parsed(list[GateRow], "GET", "/gates")
         return rows
 
     def task_log(self, run_id: str, label: str) -> tuple[str, bool]:
@@ -109,10 +111,11 @@ class RemoteClient:
         )
         return response.text, response.headers.get("x-log-truncated") == "true"
 
-    def decide(self, run_id: str, *, approve: bool, comment: str | None) -> dict[str, Any]:
+    def decide(self, run_id: str, *, approve: bool, comment: str | None) -> DecisionOut:
         """Approve or reject the run's open gate as the token's user."""
         body = {"decision": "approve" if approve else "reject", "comment": comment}
-        result: dict[str, Any] = self._json("POST", f"/runs/{_part(run_id)}/decisions", json=body)
+        path = f"/runs/{_part(run_id)}/decisions"
+        result: DecisionOut = self._parsed(DecisionOut, "POST", path, json=body)
         return result
 
 
@@ -160,76 +163,37 @@ def connect(settings: Settings) -> Iterator[RemoteClient]:
         client.close()
 
 
-def run_record(row: dict[str, Any]) -> RunRecord:
-    """A run row as a record, for the tables that print records (fields a row lacks are empty)."""
-    return RunRecord(
-        id=row["run_id"],
-        flow_name=row["flow"],
-        flow_hash="",
-        state=RunState(row["state"]),
-        version=0,
-        params={},
-        started_by=row["started_by"],
-        work_dir="",
-        created_at=row["created_at"],
-        updated_at=row["created_at"],
-        ended_at=row["ended_at"],
-        reason=row["reason"],
-    )
-
-
-_ROW_KEYS = ("run_id", "flow", "state", "started_by", "created_at", "ended_at", "reason")
-
-
-def run_summary(detail: dict[str, Any]) -> dict[str, Any]:
-    """The short form of a run (``run --json``) from its full form."""
-    return {
-        **{k: detail[k] for k in _ROW_KEYS},
-        "gate": next((g for g in detail["gates"] if g["state"] == "waiting_for_approval"), None),
-        "deployments": [
-            t["result"]
-            for t in detail["tasks"]
-            if t["state"] == "succeeded" and "endpoint" in t["result"]
-        ],
-    }
-
-
-def _styled(state: str) -> Text:
-    """A state as text, coloured when it has a style (any string prints, never as markup)."""
-    return Text(str(state), style=STATE_STYLE.get(state, ""))
-
-
 def follow(
     client: RemoteClient,
     run_id: str,
     console: Console | None,
     *,
     seen: dict[str, str] | None = None,
-    until: Callable[[dict[str, Any]], bool] | None = None,
+    until: Callable[[RunDetail], bool] | None = None,
     patience: float | None = None,
-) -> dict[str, Any]:
+) -> RunDetail:
     """Print task and run state changes until ``until`` holds (default: the run ends or
     waits at a gate); with ``patience``, give up after that many seconds without a change."""
-    done = until or (lambda d: d["state"] in _SETTLED)
+    done = until or (lambda d: d.state in _SETTLED)
     states = dict(seen or {})
     last_run_state = ""
     last_change = time.monotonic()
     while True:
         detail = client.run_detail(run_id)
-        for task in detail["tasks"]:
-            if states.get(task["task_run_id"]) != task["state"]:
-                states[task["task_run_id"]] = task["state"]
+        for task in detail.tasks:
+            if states.get(task.task_run_id) != task.state:
+                states[task.task_run_id] = task.state
                 last_change = time.monotonic()
-                note = f" ({task['reason']})" if task["reason"] else ""
+                note = f" ({task.reason})" if task.reason else ""
                 if console is not None:
                     console.print(
-                        f"{task['label']:<24} {task['state']}{note}", markup=False, highlight=False
+                        f"{task.label:<24} {task.state}{note}", markup=False, highlight=False
                     )
-        if detail["state"] != last_run_state:
-            last_run_state = detail["state"]
+        if detail.state.value != last_run_state:
+            last_run_state = detail.state.value
             last_change = time.monotonic()
             if console is not None:
-                console.print(f"run {detail['run_id']} {detail['state']}", markup=False)
+                console.print(f"run {detail.run_id} {detail.state.value}", markup=False)
         if done(detail):
             return detail
         if patience is not None and time.monotonic() - last_change > patience:
@@ -246,86 +210,34 @@ def decide_and_wait(
     comment: str | None,
     progress: Console | None,
     note: Console,
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[DecisionOut, RunDetail]:
     """Decide the run's open gate as the token's user; when the gate closed, wait while the
     server continues the run. Returns the decision and the run's final form."""
-    user = str(client.me()["user"])
+    user = client.me().user
     if as_user is not None and as_user != user:
         raise SignoffError(
             f"--as {as_user}: with SIGNOFF_SERVER_URL set, decisions are made as the token's "
             f"user ({user}); drop --as, or use a token of {as_user}"
         )
     before = client.run_detail(run_id)
-    seen = {t["task_run_id"]: t["state"] for t in before["tasks"]}
-    result = client.decide(before["run_id"], approve=approve, comment=comment)
+    seen = {t.task_run_id: t.state for t in before.tasks}
+    result = client.decide(before.run_id, approve=approve, comment=comment)
     verb = "approved" if approve else "rejected"
     if progress is not None:
-        progress.print(f"{user} {verb} run {before['run_id']}: gate is now {result['gate_state']}")
-    if result["gate_state"] == "waiting_for_approval":  # the quorum wants more approvals
-        return result, client.run_detail(before["run_id"])
+        progress.print(f"{user} {verb} run {before.run_id}: gate is now {result.gate_state}")
+    if result.gate_state == _WAITING:  # the quorum wants more approvals
+        return result, client.run_detail(before.run_id)
 
-    def moved_on(detail: dict[str, Any]) -> bool:
-        if detail["state"] != RunState.WAITING_FOR_APPROVAL.value:
-            return detail["state"] in _SETTLED
-        return any(
-            g["state"] == "waiting_for_approval" and g["gate_id"] != result["gate_id"]
-            for g in detail["gates"]
-        )
+    def moved_on(detail: RunDetail) -> bool:
+        if detail.state is not RunState.WAITING_FOR_APPROVAL:
+            return detail.state in _SETTLED
+        return any(g.state == _WAITING and g.gate_id != result.gate_id for g in detail.gates)
 
-    final = follow(
-        client, before["run_id"], progress, seen=seen, until=moved_on, patience=_PATIENCE
-    )
+    final = follow(client, before.run_id, progress, seen=seen, until=moved_on, patience=_PATIENCE)
     if not moved_on(final):
         note.print(
             f"note: the decision is recorded; the server has not finished run "
-            f"{final['run_id']} yet (it is {final['state']})",
+            f"{final.run_id} yet (it is {final.state.value})",
             markup=False,
         )
     return result, final
-
-
-def print_outcome(console: Console, detail: dict[str, Any], cmd: str) -> None:
-    """The closing lines after a run moved: where it stands and what to do next."""
-    state, reason = detail["state"], detail["reason"]
-    console.print(
-        Text.assemble(
-            "run ",
-            (str(detail["run_id"]), "bold"),
-            " is ",
-            _styled(state),
-            f" ({reason})" if reason and state != RunState.SUCCEEDED.value else "",
-        )
-    )
-    if state == RunState.WAITING_FOR_APPROVAL.value:
-        for g in detail["gates"]:
-            if g["state"] != "waiting_for_approval":
-                continue
-            console.print(
-                Text.assemble(
-                    "\nThe run waits at gate ",
-                    (str(g["task"]), "bold"),
-                    f" for {', '.join(g['targets'])}; it holds no process while it waits.",
-                )
-            )
-            if g["report_html"]:
-                console.print(Text(f"  review report: {g['report_html']}"))
-            run_id = detail["run_id"]
-            for line in (
-                f"  approve: {cmd} approve {run_id} --comment 'looks good'",
-                f"  reject:  {cmd} reject {run_id} --comment 'why not'",
-                f"  details: {cmd} show {run_id}",
-            ):
-                console.print(Text(line))
-    for task in detail["tasks"]:
-        if task["state"] == "succeeded" and "endpoint" in task["result"]:
-            r = task["result"]
-            console.print(
-                Text.assemble(
-                    "endpoint ",
-                    (str(r["endpoint"]), "bold"),
-                    f" serves {r['model_version']} at {r['url']}\n",
-                    f"  try: curl -s -X POST {r['url']}/predict "
-                    "-H 'content-type: application/json' "
-                    "-d @request.json   (see examples/recsys/README.md)",
-                )
-            )

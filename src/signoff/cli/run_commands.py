@@ -22,6 +22,7 @@ from signoff.domain.specs import ParamValue
 from signoff.domain.states import RunState
 from signoff.errors import SignoffError
 from signoff.spec import load_flow
+from signoff.views import build
 
 __all__ = ["register", "run"]
 
@@ -84,13 +85,18 @@ def run(
             drive_with_progress(app_, run_.id, out, quiet=as_json)
         final = app_.store.get_run(run_.id)
         if as_json:
-            print_json(views.run_summary(app_.store, final))
+            print_json(build.run_summary(app_.store, final))
         else:
-            views.print_outcome(out, app_.store, final, signoff_cmd())
+            _print_outcome(app_, final.id)
         if final.state in (RunState.FAILED,):
             raise typer.Exit(1)
     finally:
         app_.close()
+
+
+def _print_outcome(app_: App, run_id: str) -> None:
+    detail = build.run_detail(app_.store, app_.store.get_run(run_id))
+    views.print_outcome(out, detail, signoff_cmd(), name_approver=True)
 
 
 def _wait_for_lease(app_: App, run_id: str, *, quiet: bool) -> None:
@@ -140,7 +146,7 @@ def resume(
         _wait_for_lease(app_, run_.id, quiet=quiet)
         drive_with_progress(app_, run_.id, out, quiet=quiet)
         if not quiet:
-            views.print_outcome(out, app_.store, app_.store.get_run(run_.id), signoff_cmd())
+            _print_outcome(app_, run_.id)
     finally:
         app_.close()
 
@@ -157,7 +163,7 @@ def cancel(
         run_id = resolve_run(app_.store, run_id).id
         run_ = app_.engine.cancel(run_id, actor=acting_user(app_, settings).user, reason=reason)
         if as_json:
-            print_json(views.run_summary(app_.store, app_.store.get_run(run_.id)))
+            print_json(build.run_summary(app_.store, app_.store.get_run(run_.id)))
         else:
             out.print(f"run {run_.id} cancelled")
     finally:
@@ -177,13 +183,13 @@ def runs(
         if as_json:
             print_json(rows)
         else:
-            views.print_runs(out, [remote.run_record(r) for r in rows])
+            views.print_runs(out, rows)
         return
     app_ = build_app(settings)
     try:
-        items = app_.store.list_runs(limit)
+        items = [build.run_row(r) for r in app_.store.list_runs(limit)]
         if as_json:
-            print_json([views.run_row(r) for r in items])
+            print_json(items)
         else:
             views.print_runs(out, items)
     finally:
@@ -213,7 +219,7 @@ def show(
     try:
         if follow:
             follow_run(app_.store, resolve_run(app_.store, run_id).id, err if as_json else out)
-        detail = views.run_detail(app_.store, resolve_run(app_.store, run_id))
+        detail = build.run_detail(app_.store, resolve_run(app_.store, run_id))
         if as_json:
             print_json(detail)
         else:
@@ -233,16 +239,16 @@ def logs(
     if settings.server_url:
         with remote.connect(settings) as api:
             found = api.run_detail(run_id)
-            picked = [t for t in found["tasks"] if task in (None, t["task"], t["label"])]
+            picked = [t for t in found.tasks if task in (None, t.task, t.label)]
             if task is not None and not picked:
-                known = ", ".join(sorted({t["task"] for t in found["tasks"]}))
-                raise SignoffError(f"run {found['run_id']} has no task {task!r} (tasks: {known})")
+                known = ", ".join(sorted({t.task for t in found.tasks}))
+                raise SignoffError(f"run {found.run_id} has no task {task!r} (tasks: {known})")
             for t in picked:
-                text, cut = api.task_log(found["run_id"], t["task_run_id"])
+                text, cut = api.task_log(found.run_id, t.task_run_id)
                 if len(picked) > 1:
-                    out.print(f"[bold]── {t['label']} ({t['state']})[/]")
+                    out.print(f"[bold]── {t.label} ({t.state})[/]")
                 if cut:
-                    err.print(f"note: only the end of {t['label']}'s output is shown", markup=False)
+                    err.print(f"note: only the end of {t.label}'s output is shown", markup=False)
                 if text:
                     sys.stdout.write(text)
                     sys.stdout.flush()

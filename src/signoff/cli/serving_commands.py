@@ -14,6 +14,7 @@ import io
 import re
 import sys
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,10 +30,10 @@ from signoff.cli.auth import identify
 from signoff.cli.console import JsonOpt, err, out, print_json, read_settings, settings_user
 from signoff.deployment import Deployer, approval_of, resolve_model_version, why_unapproved
 from signoff.domain.names import check_endpoint_name
-from signoff.domain.ports import Store
 from signoff.domain.records import EndpointRecord, ModelVersionRecord
 from signoff.engine.engine import new_id
 from signoff.errors import NotFoundError, SignoffError
+from signoff.views import inventory
 
 __all__ = ["ExportFormat", "build_manifests", "endpoints_app", "register"]
 
@@ -178,19 +179,30 @@ def deploy_command(
         app_.close()
 
 
+def _change(
+    endpoint: str,
+    as_user: str | None,
+    as_json: bool,
+    verb: str,
+    act: Callable[[Deployer, str, str], dict[str, Any]],
+) -> None:
+    """One admin change of ENDPOINT by the deployer (``act(deployer, endpoint, actor)``)."""
+    check_endpoint_name(endpoint)
+    app_ = build_app(read_settings())
+    try:
+        result = act(_deployer(app_), endpoint, _actor(app_, as_user))
+        _print_change(verb, result, as_json)
+    finally:
+        app_.close()
+
+
 def rollback_command(
     endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
     as_user: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Return ENDPOINT to the version it served before (or abort its canary)."""
-    check_endpoint_name(endpoint)
-    app_ = build_app(read_settings())
-    try:
-        result = _deployer(app_).rollback(endpoint, actor=_actor(app_, as_user))
-        _print_change("is back on", result, as_json)
-    finally:
-        app_.close()
+    _change(endpoint, as_user, as_json, "is back on", lambda d, e, a: d.rollback(e, actor=a))
 
 
 def promote_command(
@@ -199,13 +211,7 @@ def promote_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Give ENDPOINT's canary all traffic (above its error-rate rule, abort it instead)."""
-    check_endpoint_name(endpoint)
-    app_ = build_app(read_settings())
-    try:
-        result = _deployer(app_).promote(endpoint, actor=_actor(app_, as_user))
-        _print_change("promoted", result, as_json)
-    finally:
-        app_.close()
+    _change(endpoint, as_user, as_json, "promoted", lambda d, e, a: d.promote(e, actor=a))
 
 
 # ------------------------------------------------------------------- endpoints
@@ -216,7 +222,7 @@ def endpoints(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         return
     app_ = build_app(read_settings())
     try:
-        rows = views.endpoint_rows(app_.store, app_.endpoints)
+        rows = inventory.endpoint_rows(app_.store, app_.endpoints.is_alive)
         if as_json:
             print_json(rows)
         else:
@@ -252,48 +258,6 @@ def endpoints_stop(name: Annotated[str, typer.Argument(help="Endpoint name.")]) 
 
 
 # --------------------------------------------------------------------- history
-def history_rows(store: Store, endpoint: str) -> list[dict[str, Any]]:
-    """Every deployment of an endpoint, oldest first, with labels and approvers."""
-    if store.get_endpoint(endpoint) is None:
-        raise NotFoundError(f"no endpoint {endpoint!r}")
-    labels: dict[str, str] = {}
-
-    def label(version_id: str | None) -> str | None:
-        if version_id is None:
-            return None
-        if version_id not in labels:
-            try:
-                labels[version_id] = store.get_model_version(version_id).label
-            except NotFoundError:
-                labels[version_id] = version_id
-        return labels[version_id]
-
-    rows = []
-    for d in store.list_deployments(endpoint):
-        approvers: list[str] = []
-        if d.gate_id:
-            decisions = store.list_decisions(d.gate_id)
-            approvers = sorted({x.actor for x in decisions if x.decision == "approve"})
-        rows.append(
-            {
-                "id": d.id,
-                "at": d.at,
-                "kind": d.kind.value,
-                "model_version": label(d.model_version_id),
-                "model_version_id": d.model_version_id,
-                "traffic": d.traffic,
-                "previous_model_version": label(d.previous_model_version_id),
-                "deployed_by": d.deployed_by,
-                "run_id": d.run_id,
-                "gate_id": d.gate_id,
-                "approved_by": approvers,
-                "reason": d.reason,
-                "override": d.override,
-            }
-        )
-    return rows
-
-
 @endpoints_app.command("history")
 def endpoints_history(
     endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
@@ -303,7 +267,7 @@ def endpoints_history(
     check_endpoint_name(endpoint)
     app_ = build_app(read_settings())
     try:
-        rows = history_rows(app_.store, endpoint)
+        rows = inventory.deployment_history(app_.store, endpoint)
         if as_json:
             print_json(rows)
             return
@@ -312,20 +276,20 @@ def endpoints_history(
             table.add_column(col)
         for r in rows:
             approval = ""
-            if r["gate_id"]:
-                approval = f"gate {r['gate_id']}"
-                if r["approved_by"]:
-                    approval += f" ({', '.join(r['approved_by'])})"
-            if r["override"]:
-                approval = f"BREAK-GLASS: {r['override']}"
+            if r.gate_id:
+                approval = f"gate {r.gate_id}"
+                if r.approved_by:
+                    approval += f" ({', '.join(r.approved_by)})"
+            if r.override:
+                approval = f"BREAK-GLASS: {r.override}"
             cells = (
-                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"])),
-                r["kind"] + (" (override)" if r["override"] else ""),
-                r["model_version"] or "",
-                f"{r['traffic']}%",
-                r["deployed_by"],
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.at)),
+                r.kind + (" (override)" if r.override else ""),
+                r.model_version or "",
+                f"{r.traffic}%",
+                r.deployed_by,
                 approval,
-                r["reason"] or "",
+                r.reason or "",
             )
             table.add_row(*(Text(str(c)) for c in cells))  # data, never markup
         out.print(table)

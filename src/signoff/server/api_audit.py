@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query
 
 from signoff.server.api_access import ERRORS, NOT_FOUND, BoundedRoute, ReadDep, run_of
 from signoff.server.deps import AppDep
-from signoff.server.schemas import AuditEntryOut, AuditVerifyOut, ChainBreakOut
+from signoff.views.inventory import audit_entry, audit_verify
+from signoff.views.models import AuditEntryOut, AuditVerifyOut
 
 __all__ = ["router"]
 
@@ -24,20 +25,10 @@ def list_audit(
 ) -> list[AuditEntryOut]:
     """Audit entries in chain order (``signoff audit show --json``), the newest ``limit``."""
     rid = run_of(app, run_id).id if run_id is not None else None
-    return [AuditEntryOut.of(e) for e in app.store.list_audit(rid)[-limit:]]
+    return [audit_entry(e) for e in app.store.list_audit(rid)[-limit:]]
 
 
 @router.get("/audit/verify")
 def verify_audit(app: AppDep, _who: ReadDep) -> AuditVerifyOut:
     """Check the keyed chain, this server's checkpoints and the decisions table together."""
-    report = app.verify_audit()
-    return AuditVerifyOut(
-        entries=report.entries,
-        intact=report.intact,
-        checkpoints=report.checkpoints,
-        checkpoints_verified=report.checkpoints_verified,
-        decisions=report.decisions,
-        decisions_matched=report.decisions_matched,
-        summary=report.summary(),
-        breaks=[ChainBreakOut.of(b) for b in report.breaks],
-    )
+    return audit_verify(app.verify_audit())

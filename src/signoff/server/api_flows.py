@@ -8,8 +8,6 @@ the same validator as ``signoff validate`` and the SDK.
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -26,15 +24,10 @@ from signoff.server.api_access import (
     checked_name,
 )
 from signoff.server.deps import AppDep
-from signoff.server.schemas import (
-    FlowDetail,
-    FlowSummary,
-    FlowValidation,
-    RunRow,
-    SpecIssueOut,
-    SpecProblem,
-)
+from signoff.server.schemas import SpecProblem
 from signoff.spec import parse_flow
+from signoff.views import build
+from signoff.views.models import FlowDetail, FlowSummary, FlowValidation
 
 __all__ = ["SCAN_WINDOW", "latest_run_of", "router", "spec_problem"]
 
@@ -49,7 +42,7 @@ _FLOW_TEXT = "<request>"
 
 def spec_problem(exc: SpecError) -> JSONResponse:
     """A 422 answer listing every issue of an invalid flow."""
-    issues = [SpecIssueOut.of(i) for i in exc.issues]
+    issues = [build.spec_issue(i) for i in exc.issues]
     body = SpecProblem(detail=str(exc) or "invalid flow", issues=issues)
     return JSONResponse(body.model_dump(), status_code=422)
 
@@ -76,21 +69,7 @@ def _decode(data: bytes) -> str:
 @router.get("/flows")
 def list_flows(app: AppDep, _who: ReadDep) -> list[FlowSummary]:
     """Flows that have runs, the most recently run first."""
-    found: dict[str, FlowSummary] = {}
-    for run in app.store.list_runs(SCAN_WINDOW):
-        seen = found.get(run.flow_name)
-        if seen is None:
-            found[run.flow_name] = FlowSummary(
-                name=run.flow_name,
-                latest_hash=run.flow_hash,
-                runs=1,
-                last_run_id=run.id,
-                last_run_at=run.created_at,
-                last_state=run.state,
-            )
-        else:
-            seen.runs += 1
-    return list(found.values())
+    return build.flow_summaries(app.store.list_runs(SCAN_WINDOW))
 
 
 @router.get("/flows/{name}", responses=NOT_FOUND)
@@ -101,12 +80,7 @@ def show_flow(name: str, app: AppDep, _who: ReadDep) -> FlowDetail:
     if not recent:
         raise NotFoundError(f"no flow {name!r} has run here")
     spec = app.store.get_flow(recent[0].flow_hash)
-    return FlowDetail(
-        name=name,
-        latest_hash=spec.spec_hash,
-        spec=json.loads(spec.canonical_json()),
-        recent_runs=[RunRow.of(r) for r in recent],
-    )
+    return build.flow_detail(name, spec, recent)
 
 
 @router.post(
@@ -131,4 +105,4 @@ async def validate_flow(request: Request, _who: ReadDep) -> FlowValidation | JSO
         loaded = await run_in_threadpool(parse_flow, text, _FLOW_TEXT)
     except SpecError as exc:
         return spec_problem(exc)
-    return FlowValidation.of(loaded.spec, loaded.warnings)
+    return build.flow_validation(loaded.spec, loaded.warnings)

@@ -7,7 +7,8 @@ from fastapi import APIRouter
 from signoff.errors import NotFoundError
 from signoff.server.api_access import ERRORS, NOT_FOUND, BoundedRoute, ReadDep, checked_name
 from signoff.server.deps import AppDep
-from signoff.server.schemas import AliasMove, ModelDetail, ModelSummary, ModelVersionOut
+from signoff.views.inventory import model_version_out
+from signoff.views.models import AliasMove, ModelDetail, ModelSummary
 
 __all__ = ["router"]
 
@@ -44,7 +45,7 @@ def show_model(name: str, app: AppDep, _who: ReadDep) -> ModelDetail:
     return ModelDetail(
         name=name,
         aliases={a: labels.get(v, v) for a, v in sorted(aliases.items())},
-        versions=[ModelVersionOut.of(mv, aliases) for mv in versions],
+        versions=[model_version_out(mv, aliases) for mv in versions],
         alias_history=[
             AliasMove(
                 alias=m["alias"],

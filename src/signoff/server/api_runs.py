@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from signoff.bootstrap import App
 from signoff.domain.records import RunRecord, TaskRunRecord
 from signoff.domain.specs import FlowSpec
-from signoff.domain.states import RunState, TaskRunState
+from signoff.domain.states import RunState
 from signoff.engine.engine import new_id
 from signoff.errors import NotFoundError, SignoffError, SpecError
 from signoff.gates.decide import decide_gate, open_gate_of_run
@@ -38,20 +38,10 @@ from signoff.server.api_access import (
 from signoff.server.api_flows import SCAN_WINDOW, latest_run_of, spec_problem
 from signoff.server.api_gates import decision_out
 from signoff.server.deps import AppDep, WorkerDep
-from signoff.server.schemas import (
-    DecisionIn,
-    DecisionOut,
-    OutputFingerprint,
-    RunCancel,
-    RunCreate,
-    RunDetail,
-    RunGate,
-    RunRow,
-    RunSummary,
-    SpecProblem,
-    TaskRunOut,
-)
+from signoff.server.schemas import DecisionIn, RunCancel, RunCreate, SpecProblem
 from signoff.spec import parse_flow
+from signoff.views import build
+from signoff.views.models import DecisionOut, RunDetail, RunRow, RunSummary, TaskRunOut
 
 __all__ = ["router", "run_detail", "run_summary"]
 
@@ -62,69 +52,14 @@ LOG_TAIL_MAX = 4 * 1024 * 1024
 
 
 # ---------------------------------------------------------------------- services
-def gate_views(app: App, run_id: str) -> list[RunGate]:
-    """The run's gates with their state and decisions."""
-    return [
-        RunGate.of(g, app.store.get_task_run(g.task_run_id), app.store.list_decisions(g.id))
-        for g in app.store.gates_of_run(run_id)
-    ]
-
-
-def task_views(app: App, run: RunRecord, trs: list[TaskRunRecord]) -> list[TaskRunOut]:
-    """Task runs with their final metrics, logged params, and the data they read and made."""
-    final: dict[str, dict[str, float]] = {}
-    for m in app.store.list_metrics([tr.id for tr in trs]):
-        final.setdefault(m.task_run_id, {})[m.key] = m.value
-    spec = app.store.get_flow(run.flow_hash)
-    outputs = {
-        tr.id: OutputFingerprint.of(app.store.list_artifacts(tr.id))
-        for tr in trs
-        if tr.kind.runs_command
-    }
-    by_task: dict[str, list[TaskRunRecord]] = {}
-    for tr in trs:
-        by_task.setdefault(tr.task_name, []).append(tr)
-    views = []
-    for tr in trs:
-        upstream = [u for name in spec.task(tr.task_name).depends_on for u in by_task.get(name, [])]
-        views.append(
-            TaskRunOut.of(
-                tr,
-                metrics=final.get(tr.id, {}),
-                logged_params=app.store.logged_params(tr.id) if tr.kind.runs_command else {},
-                outputs=outputs.get(tr.id),
-                inputs={u.label: outputs[u.id] for u in upstream if u.id in outputs},
-            )
-        )
-    return views
-
-
 def run_summary(app: App, run: RunRecord) -> RunSummary:
     """The run, its open gate and the endpoints it deployed (``signoff run --json``)."""
-    gates = gate_views(app, run.id)
-    deployed = [
-        tr.result
-        for tr in app.store.list_task_runs(run.id)
-        if tr.state is TaskRunState.SUCCEEDED and "endpoint" in tr.result
-    ]
-    return RunSummary(
-        **RunRow.fields_of(run),
-        gate=next((g for g in gates if g.state == TaskRunState.WAITING_FOR_APPROVAL), None),
-        deployments=deployed,
-    )
+    return build.run_summary(app.store, run)
 
 
 def run_detail(app: App, run: RunRecord) -> RunDetail:
     """Everything ``signoff show --json`` tells about a run."""
-    return RunDetail(
-        **RunRow.fields_of(run),
-        flow_hash=run.flow_hash,
-        params=run.params,
-        work_dir=run.work_dir,
-        facts=run.facts,
-        tasks=task_views(app, run, app.store.list_task_runs(run.id)),
-        gates=gate_views(app, run.id),
-    )
+    return build.run_detail(app.store, run)
 
 
 def _task_run(app: App, run: RunRecord, label: str) -> TaskRunRecord:
@@ -199,13 +134,13 @@ def list_runs(
 ) -> list[RunRow]:
     """Runs, newest first (``signoff runs --json``), optionally of one flow or in one state."""
     if flow is None and state is None:
-        return [RunRow.of(r) for r in app.store.list_runs(limit)]
+        return [build.run_row(r) for r in app.store.list_runs(limit)]
     found = [
         r
         for r in app.store.list_runs(SCAN_WINDOW)
         if (flow is None or r.flow_name == flow) and (state is None or r.state is state)
     ]
-    return [RunRow.of(r) for r in found[:limit]]
+    return [build.run_row(r) for r in found[:limit]]
 
 
 @router.get("/runs/{run_id}", responses=NOT_FOUND)
@@ -256,7 +191,7 @@ def decide_run(
 def list_tasks(run_id: str, app: AppDep, _who: ReadDep) -> list[TaskRunOut]:
     """The run's task runs in order, with params, final metrics and results."""
     run = run_of(app, run_id)
-    return task_views(app, run, app.store.list_task_runs(run.id))
+    return build.task_runs(app.store, run, app.store.list_task_runs(run.id))
 
 
 @router.get(

@@ -7,7 +7,9 @@ from fastapi import APIRouter
 from signoff.domain.records import UserRecord
 from signoff.server.api_access import CONFLICT, ERRORS, TOO_LARGE, AdminDep, BoundedRoute, TokenDep
 from signoff.server.deps import AppDep
-from signoff.server.schemas import PrincipalOut, UserCreate, UserOut
+from signoff.server.schemas import UserCreate
+from signoff.views.inventory import user_out
+from signoff.views.models import PrincipalOut, UserOut
 
 __all__ = ["router"]
 
@@ -26,7 +28,7 @@ def whoami(app: AppDep, who: TokenDep) -> PrincipalOut:
 @router.get("/users")
 def list_users(app: AppDep, _who: AdminDep) -> list[UserOut]:
     """Every user, by name."""
-    return [UserOut.of(u) for u in app.store.list_users()]
+    return [user_out(u) for u in app.store.list_users()]
 
 
 @router.post("/users", status_code=201, responses={**CONFLICT, **TOO_LARGE})
@@ -40,4 +42,4 @@ def add_user(body: UserCreate, app: AppDep, _who: AdminDep) -> UserOut:
         created_at=app.engine.clock.now(),
     )
     app.store.add_user(user)
-    return UserOut.of(user)
+    return user_out(user)

@@ -22,8 +22,9 @@ import asyncio
 import hmac
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -55,16 +56,33 @@ class _UnloadBody(BaseModel):
     model_version: Annotated[str, Field(min_length=1, max_length=200)]
 
 
+_Body = TypeVar("_Body")
+
 _Shares = TypeAdapter(dict[Annotated[str, Field(min_length=1, max_length=200)], StrictInt])
 
 
 def add_admin_routes(app: FastAPI, router: Router, endpoint: str, token: str | None) -> None:
     """Mount ``/admin/*`` on the endpoint app."""
-    lock = asyncio.Lock()
-    prefix = f"signoff.serving[{endpoint}]"
+    routes = _AdminRoutes(router, endpoint, token)
+    app.add_api_route("/admin/load", routes.load, methods=["POST"])
+    app.add_api_route("/admin/traffic", routes.traffic, methods=["POST"])
+    app.add_api_route("/admin/unload", routes.unload, methods=["POST"])
+    app.add_api_route("/admin/state", routes.state, methods=["GET"])
 
-    def refused(request: Request) -> Response | None:
-        if token is None:
+
+class _AdminRoutes:
+    """The admin routes of one endpoint process; one lock serializes their changes."""
+
+    def __init__(self, router: Router, endpoint: str, token: str | None) -> None:
+        self.router = router
+        self.endpoint = endpoint
+        self.token = token
+        self.lock = asyncio.Lock()
+        self.prefix = f"signoff.serving[{endpoint}]"
+
+    def refused(self, request: Request) -> Response | None:
+        """Why this request may not use the admin API (None: it may)."""
+        if self.token is None:
             return _error(403, "the admin API is off: this endpoint has no admin token")
         client = request.client
         if client is None or client.host not in _LOOPBACK:
@@ -75,98 +93,96 @@ def add_admin_routes(app: FastAPI, router: Router, endpoint: str, token: str | N
             response = _error(401, "missing bearer token")
             response.headers["WWW-Authenticate"] = "Bearer"
             return response
-        if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        if not hmac.compare_digest(given.strip().encode(), self.token.encode()):
             return _error(403, "wrong admin token")
         return None
 
-    @app.post("/admin/load")
-    async def load(request: Request) -> Response:
-        denied = refused(request)
+    async def _body(
+        self, request: Request, parse: Callable[[object], _Body], hint: str | None = None
+    ) -> _Body | Response:
+        """The checked body of an allowed request, or the answer that refuses it."""
+        denied = self.refused(request)
         if denied is not None:
             return denied
         try:
-            body = _LoadBody.model_validate(await read_json(request, _ADMIN_BODY_BYTES))
+            return parse(await read_json(request, _ADMIN_BODY_BYTES))
         except BadRequestError as exc:
             return _error(exc.status, exc.detail)
         except ValidationError as exc:
-            return _error(422, validation_reason(exc))
-        async with lock:
-            existing = router.get(body.model_version)
-            if existing is not None:
-                if existing.digest != body.digest:
-                    return _error(
-                        409, f"version {body.model_version} is loaded with another digest"
-                    )
-                return JSONResponse({"loaded": body.model_version, "already_loaded": True})
-            folder = Path(body.model_dir)
-            if not folder.is_absolute() or not folder.is_dir():
-                return _error(422, f"model_dir {body.model_dir} is not an absolute folder path")
-            started = time.perf_counter()
-            try:
-                version = await asyncio.to_thread(_load, folder, body.digest, body.model_version)
-            except _LoadError as exc:
-                print(f"{prefix}: not loaded: {exc.detail}", file=sys.stderr, flush=True)
-                return _error(exc.status, exc.detail)
-            router.add(version)
-        seconds = time.perf_counter() - started
-        print(f"{prefix}: loaded {body.model_version} in {seconds:.2f}s", file=sys.stderr)
+            return _error(422, validation_reason(exc, hint))
+
+    async def load(self, request: Request) -> Response:
+        body = await self._body(request, _LoadBody.model_validate)
+        if isinstance(body, Response):
+            return body
+        async with self.lock:
+            seconds = await self._load_new(body)
+        if isinstance(seconds, Response):
+            return seconds
+        print(f"{self.prefix}: loaded {body.model_version} in {seconds:.2f}s", file=sys.stderr)
         return JSONResponse({"loaded": body.model_version, "seconds": seconds})
 
-    @app.post("/admin/traffic")
-    async def traffic(request: Request) -> Response:
-        denied = refused(request)
-        if denied is not None:
-            return denied
+    async def _load_new(self, body: _LoadBody) -> Response | float:
+        """Load the version (under the lock): the seconds it took, or the answer when it is
+        not loaded anew."""
+        existing = self.router.get(body.model_version)
+        if existing is not None:
+            if existing.digest != body.digest:
+                return _error(409, f"version {body.model_version} is loaded with another digest")
+            return JSONResponse({"loaded": body.model_version, "already_loaded": True})
+        folder = Path(body.model_dir)
+        if not folder.is_absolute() or not folder.is_dir():
+            return _error(422, f"model_dir {body.model_dir} is not an absolute folder path")
+        started = time.perf_counter()
         try:
-            shares = _Shares.validate_python(await read_json(request, _ADMIN_BODY_BYTES))
-        except BadRequestError as exc:
+            version = await asyncio.to_thread(_load, folder, body.digest, body.model_version)
+        except _LoadError as exc:
+            print(f"{self.prefix}: not loaded: {exc.detail}", file=sys.stderr, flush=True)
             return _error(exc.status, exc.detail)
-        except ValidationError as exc:
-            return _error(422, validation_reason(exc, 'expected {"<model version>": percent, ...}'))
-        async with lock:
+        self.router.add(version)
+        return time.perf_counter() - started
+
+    async def traffic(self, request: Request) -> Response:
+        hint = 'expected {"<model version>": percent, ...}'
+        shares = await self._body(request, _Shares.validate_python, hint)
+        if isinstance(shares, Response):
+            return shares
+        async with self.lock:
             try:
-                router.set_traffic(shares)
+                self.router.set_traffic(shares)
             except TrafficError as exc:
                 return _error(exc.status, str(exc))
-            now = router.shares()
+            now = self.router.shares()
         split = ", ".join(f"{k}={v}%" for k, v in now.items() if v)
-        print(f"{prefix}: traffic {split}", file=sys.stderr, flush=True)
+        print(f"{self.prefix}: traffic {split}", file=sys.stderr, flush=True)
         return JSONResponse({"traffic": {k: v for k, v in now.items() if v}})
 
-    @app.post("/admin/unload")
-    async def unload(request: Request) -> Response:
-        denied = refused(request)
-        if denied is not None:
-            return denied
-        try:
-            body = _UnloadBody.model_validate(await read_json(request, _ADMIN_BODY_BYTES))
-        except BadRequestError as exc:
-            return _error(exc.status, exc.detail)
-        except ValidationError as exc:
-            return _error(422, validation_reason(exc))
-        async with lock:
-            version = router.get(body.model_version)
+    async def unload(self, request: Request) -> Response:
+        body = await self._body(request, _UnloadBody.model_validate)
+        if isinstance(body, Response):
+            return body
+        async with self.lock:
+            version = self.router.get(body.model_version)
             if version is None:
                 return _error(404, f"version {body.model_version} is not loaded")
-            if router.shares().get(body.model_version, 0) > 0:
+            if self.router.shares().get(body.model_version, 0) > 0:
                 return _error(409, f"version {body.model_version} still gets traffic")
             drained = await _drain(version)
-            router.remove(body.model_version)
-        print(f"{prefix}: unloaded {body.model_version}", file=sys.stderr, flush=True)
+            self.router.remove(body.model_version)
+        print(f"{self.prefix}: unloaded {body.model_version}", file=sys.stderr, flush=True)
         return JSONResponse({"unloaded": body.model_version, "drained": drained})
 
-    @app.get("/admin/state")
-    async def state(request: Request) -> Response:
-        denied = refused(request)
+    async def state(self, request: Request) -> Response:
+        denied = self.refused(request)
         if denied is not None:
             return denied
-        shares = router.shares()
+        shares = self.router.shares()
         return JSONResponse(
             {
-                "endpoint": endpoint,
-                "primary": router.primary.label,
+                "endpoint": self.endpoint,
+                "primary": self.router.primary.label,
                 "traffic": {k: v for k, v in shares.items() if v},
-                "versions": router.state(),
+                "versions": self.router.state(),
             }
         )
 

@@ -344,22 +344,26 @@ def build_manifests(ep: EndpointRecord, model: ModelVersionRecord, fmt: ExportFo
     endpoint checks the folder's digest at start and refuses any other files.
     """
     name = _dns_name(f"signoff-{ep.name}")
-    labels = {
-        "app.kubernetes.io/name": "signoff-endpoint",
-        "app.kubernetes.io/instance": name,
-        "signoff.dev/endpoint": _label_value(ep.name),
-        "signoff.dev/model-version": _label_value(model.label),
+    metadata = {
+        "name": name,
+        "labels": {
+            "app.kubernetes.io/name": "signoff-endpoint",
+            "app.kubernetes.io/instance": name,
+            "signoff.dev/endpoint": _label_value(ep.name),
+            "signoff.dev/model-version": _label_value(model.label),
+        },
+        "annotations": {
+            "signoff.dev/endpoint": ep.name,
+            "signoff.dev/model-version": model.label,
+            "signoff.dev/model-version-id": model.id,
+            "signoff.dev/model-digest": model.digest,
+            "signoff.dev/model-source": model.path,
+        },
     }
-    annotations = {
-        "signoff.dev/endpoint": ep.name,
-        "signoff.dev/model-version": model.label,
-        "signoff.dev/model-version-id": model.id,
-        "signoff.dev/model-digest": model.digest,
-        "signoff.dev/model-source": model.path,
-    }
-    model_dir = "/mnt/models" if fmt is ExportFormat.KSERVE else "/models/model"
+    kserve = fmt is ExportFormat.KSERVE
+    model_dir = "/mnt/models" if kserve else "/models/model"
     container: dict[str, Any] = {
-        "name": "kserve-container" if fmt is ExportFormat.KSERVE else "endpoint",
+        "name": "kserve-container" if kserve else "endpoint",
         "image": _IMAGE,
         "command": ["sh", "-c", _start_script(ep.name, model, model_dir)],
         "ports": [{"containerPort": _CONTAINER_PORT, "name": "http", "protocol": "TCP"}],
@@ -368,78 +372,81 @@ def build_manifests(ep: EndpointRecord, model: ModelVersionRecord, fmt: ExportFo
             "periodSeconds": 5,
         },
     }
-    if fmt is ExportFormat.KSERVE:
-        container["env"] = [
-            {"name": "STORAGE_URI", "value": f"{_PLACEHOLDER}: s3://bucket/path/to/model-folder"}
-        ]
-        docs: list[dict[str, Any]] = [
-            {
-                "apiVersion": "serving.kserve.io/v1beta1",
-                "kind": "InferenceService",
-                "metadata": {"name": name, "labels": labels, "annotations": annotations},
-                "spec": {"predictor": {"containers": [container]}},
-            }
-        ]
+    if kserve:
+        docs = _kserve_documents(metadata, container)
+        where = "the storage URI in STORAGE_URI (KServe copies it to /mnt/models)"
     else:
-        container["livenessProbe"] = {
-            "httpGet": {"path": "/health", "port": _CONTAINER_PORT},
-            "initialDelaySeconds": 120,
-            "periodSeconds": 10,
-        }
-        container["volumeMounts"] = [{"name": "model", "mountPath": model_dir, "readOnly": True}]
-        selector = {"app.kubernetes.io/instance": name}
-        docs = [
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": name, "labels": labels, "annotations": annotations},
-                "spec": {
-                    "replicas": 1,
-                    "selector": {"matchLabels": selector},
-                    "template": {
-                        "metadata": {"labels": labels, "annotations": annotations},
-                        "spec": {
-                            "containers": [container],
-                            "volumes": [
-                                {
-                                    "name": "model",
-                                    "persistentVolumeClaim": {
-                                        "claimName": f"{_PLACEHOLDER}-model-folder",
-                                        "readOnly": True,
-                                    },
-                                }
-                            ],
-                        },
-                    },
-                },
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": name, "labels": labels, "annotations": annotations},
-                "spec": {
-                    "selector": selector,
-                    "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
-                },
-            },
-        ]
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    yaml.width = 4096  # keep the start command on one line
-    buffer = io.StringIO()
-    yaml.dump_all(docs, buffer)
-    where = (
-        "the storage URI in STORAGE_URI (KServe copies it to /mnt/models)"
-        if fmt is ExportFormat.KSERVE
-        else f"the volume claim {_PLACEHOLDER}-model-folder (mounted at {model_dir})"
-    )
+        docs = _deployment_documents(metadata, container, model_dir)
+        where = f"the volume claim {_PLACEHOLDER}-model-folder (mounted at {model_dir})"
     header = (
         f"# signoff endpoint {ep.name}: model version {model.label}\n"
         f"# digest {model.digest}\n"
         f"# {_PLACEHOLDER}: put the model folder {model.path} at {where};\n"
         "# the endpoint checks its digest at start and refuses any other files.\n"
     )
-    return header + buffer.getvalue()
+    return header + _yaml_documents(docs)
+
+
+def _kserve_documents(metadata: dict[str, Any], container: dict[str, Any]) -> list[Any]:
+    """An InferenceService whose one container fetches the model from ``STORAGE_URI``."""
+    container["env"] = [
+        {"name": "STORAGE_URI", "value": f"{_PLACEHOLDER}: s3://bucket/path/to/model-folder"}
+    ]
+    return [
+        {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": "InferenceService",
+            "metadata": metadata,
+            "spec": {"predictor": {"containers": [container]}},
+        }
+    ]
+
+
+def _deployment_documents(
+    metadata: dict[str, Any], container: dict[str, Any], model_dir: str
+) -> list[Any]:
+    """A Deployment mounting the model folder from a volume claim, and its Service."""
+    container["livenessProbe"] = {
+        "httpGet": {"path": "/health", "port": _CONTAINER_PORT},
+        "initialDelaySeconds": 120,
+        "periodSeconds": 10,
+    }
+    container["volumeMounts"] = [{"name": "model", "mountPath": model_dir, "readOnly": True}]
+    selector = {"app.kubernetes.io/instance": metadata["name"]}
+    claim = {"claimName": f"{_PLACEHOLDER}-model-folder", "readOnly": True}
+    pod = {
+        "metadata": {"labels": metadata["labels"], "annotations": metadata["annotations"]},
+        "spec": {
+            "containers": [container],
+            "volumes": [{"name": "model", "persistentVolumeClaim": claim}],
+        },
+    }
+    return [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": metadata,
+            "spec": {"replicas": 1, "selector": {"matchLabels": selector}, "template": pod},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": metadata,
+            "spec": {
+                "selector": selector,
+                "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+            },
+        },
+    ]
+
+
+def _yaml_documents(docs: list[Any]) -> str:
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.width = 4096  # keep the start command on one line
+    buffer = io.StringIO()
+    yaml.dump_all(docs, buffer)
+    return buffer.getvalue()
 
 
 def _start_script(name: str, model: ModelVersionRecord, model_dir: str) -> str:

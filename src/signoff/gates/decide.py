@@ -11,7 +11,7 @@ decision row it stands for (``decision_id``), so ``signoff audit verify`` can ma
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -135,27 +135,13 @@ def decide_gate(
     """
     how = auth or AUTH_BY_CHANNEL.get(channel, "asserted")
     groups = store.groups()
-    if check_eligibility:
-        verdict = check_decider(gate, actor, groups)
-        if not verdict.allowed:
-            _refuse(store, clock, gate, actor, approve, channel, how, verdict.reason, new_id)
-            raise NotATargetError(f"refused: {verdict.reason}")
-    late = clock.now()
-    if late >= gate.expires_at:
-        too_late = (
-            f"the gate's deadline passed {late - gate.expires_at:.0f}s ago; "
-            "a late decision does not count"
-        )
-        _refuse(store, clock, gate, actor, approve, channel, how, too_late, new_id)
-        raise GateClosedError(f"refused: {too_late}")
-    if not approve and gate.require_comment_on_reject and not (comment or "").strip():
-        raise SignoffError("a rejection needs a comment (--comment) under this gate's policy")
+    attempt = _Attempt(gate, actor, approve, channel, how)
+    _check_may_decide(store, clock, attempt, groups, comment, new_id, check_eligibility)
     need = required_approvals(gate, groups)
     for _ in range(_MAX_ATTEMPTS):
         if tr.state is not TaskRunState.WAITING_FOR_APPROVAL:
             why = f" ({tr.reason})" if tr.reason else ""
             raise GateClosedError(f"the gate is already decided: {tr.state}{why}")
-        decisions = store.list_decisions(gate.id)
         decision = DecisionRecord(
             id=new_id(),
             gate_id=gate.id,
@@ -167,7 +153,7 @@ def decide_gate(
             model_digest=gate.model_digest,
             report_digest=gate.report_digest,
         )
-        counted = [*decisions, decision]
+        counted = [*store.list_decisions(gate.id), decision]
         new_state = outcome_of(gate, counted, groups)
         approvals = len({d.actor for d in counted if d.decision == "approve"})
         reason = None
@@ -175,33 +161,14 @@ def decide_gate(
             reason = f"{'approved' if approve else 'rejected'} by {actor}" + (
                 f": {comment}" if comment else ""
             )
-        audit = [
-            AuditEvent(
-                "decided",
-                gate.run_id,
-                gate.id,
-                actor,
-                {
-                    "decision_id": decision.id,
-                    "decision": decision.decision,
-                    "comment": comment,
-                    "channel": channel,
-                    "auth": how,
-                    "model_digest": gate.model_digest,
-                    "report_digest": gate.report_digest,
-                    "approvals": approvals,
-                    "required": need,
-                    "gate_state": (new_state or tr.state).value,
-                },
-            )
-        ]
+        event = _decided_event(attempt, decision, approvals, need, (new_state or tr.state).value)
         try:
             tr = store.add_decision(
                 decision,
                 tr,
                 new_state,
                 reason=reason,
-                audit=audit,
+                audit=[event],
                 link_token_hash=link_token_hash,
             )
         except LinkUsedError as exc:
@@ -213,37 +180,94 @@ def decide_gate(
     raise ConflictError("the gate is too busy; try again")
 
 
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """Who tries to decide which gate, which way, through which channel, proved how."""
+
+    gate: GateRecord
+    actor: str
+    approve: bool
+    channel: str
+    auth: str
+
+
+def _check_may_decide(
+    store: DecisionStore,
+    clock: Clock,
+    attempt: _Attempt,
+    groups: Mapping[str, Sequence[str]],
+    comment: str | None,
+    new_id: Callable[[], str],
+    check_eligibility: bool,
+) -> None:
+    """Refuse (recorded and audited) a non-target or a late decision; a bare rejection."""
+    gate = attempt.gate
+    if check_eligibility:
+        verdict = check_decider(gate, attempt.actor, groups)
+        if not verdict.allowed:
+            _refuse(store, clock, attempt, verdict.reason, new_id)
+            raise NotATargetError(f"refused: {verdict.reason}")
+    late = clock.now()
+    if late >= gate.expires_at:
+        too_late = (
+            f"the gate's deadline passed {late - gate.expires_at:.0f}s ago; "
+            "a late decision does not count"
+        )
+        _refuse(store, clock, attempt, too_late, new_id)
+        raise GateClosedError(f"refused: {too_late}")
+    if not attempt.approve and gate.require_comment_on_reject and not (comment or "").strip():
+        raise SignoffError("a rejection needs a comment (--comment) under this gate's policy")
+
+
+def _decided_event(
+    attempt: _Attempt, decision: DecisionRecord, approvals: int, need: int, gate_state: str
+) -> AuditEvent:
+    """The audit entry a decision is bound to (by ``decision_id``)."""
+    gate = attempt.gate
+    data = {
+        "decision_id": decision.id,
+        "decision": decision.decision,
+        "comment": decision.comment,
+        "channel": attempt.channel,
+        "auth": attempt.auth,
+        "model_digest": gate.model_digest,
+        "report_digest": gate.report_digest,
+        "approvals": approvals,
+        "required": need,
+        "gate_state": gate_state,
+    }
+    return AuditEvent("decided", gate.run_id, gate.id, attempt.actor, data)
+
+
 def _refuse(
     store: DecisionStore,
     clock: Clock,
-    gate: GateRecord,
-    actor: str,
-    approve: bool,
-    channel: str,
-    auth: str,
+    attempt: _Attempt,
     reason: str,
     new_id: Callable[[], str],
 ) -> None:
     """Record and audit an attempt that does not count (not a target, too late)."""
+    gate = attempt.gate
     refusal = DecisionRecord(
         id=new_id(),
         gate_id=gate.id,
-        actor=actor,
+        actor=attempt.actor,
         decision="refused",
         comment=reason,
-        channel=channel,
+        channel=attempt.channel,
         at=clock.now(),
         model_digest=gate.model_digest,
         report_digest=gate.report_digest,
     )
     data = {
         "decision_id": refusal.id,
-        "channel": channel,
-        "auth": auth,
+        "channel": attempt.channel,
+        "auth": attempt.auth,
         "reason": reason,
-        "wanted": _verb(approve),
+        "wanted": _verb(attempt.approve),
     }
-    store.add_refusal(refusal, audit=[AuditEvent("refused", gate.run_id, gate.id, actor, data)])
+    event = AuditEvent("refused", gate.run_id, gate.id, attempt.actor, data)
+    store.add_refusal(refusal, audit=[event])
 
 
 def _verb(approve: bool) -> str:

@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 from signoff.cli.commands import app as cli_app
 from signoff.cli.serving_commands import ExportFormat, build_manifests
 from signoff.deployment import Deployer
+from signoff.domain.ports import Rollout
 from signoff.domain.records import (
     DeploymentKind,
     EndpointRecord,
@@ -147,7 +148,7 @@ def _rollover(
     runner: LocalEndpointRunner, url: str, models: dict[str, Path], label: str, **kw: Any
 ) -> Any:
     folder = models[label]
-    return runner.rollover("churn", url, folder, folder_digest(folder), label, **kw)
+    return runner.rollover("churn", url, Rollout(folder, folder_digest(folder), label, **kw))
 
 
 @dataclass
@@ -269,11 +270,11 @@ def test_versions_that_fail_to_load_or_warm_up_get_no_traffic(
     with _Load(url) as load:
         _wait_for_answers(load, 30)
         with pytest.raises(ExecutionError, match="digest") as wrong_digest:
-            runner.rollover("churn", url, models["v2"], "0" * 64, "v2")
+            runner.rollover("churn", url, Rollout(models["v2"], "0" * 64, "v2"))
         with pytest.raises(ExecutionError, match="warm-up") as warm_up:
             _rollover(runner, url, models, "broken")
         with pytest.raises(ExecutionError, match="not a model folder"):
-            runner.rollover("churn", url, not_a_model, folder_digest(not_a_model), "empty")
+            runner.rollover("churn", url, Rollout(not_a_model, folder_digest(not_a_model), "empty"))
         _wait_for_answers(load, len(load.answers) + 30)
     assert "409" in str(wrong_digest.value)
     assert "this model cannot predict" in str(warm_up.value)

@@ -17,7 +17,7 @@ from typing import Any
 
 from signoff import failpoints
 from signoff.deployment.lookup import check_files, gate_of, rollback_target, summary
-from signoff.domain.ports import Clock, EndpointRunner, RolloverResult, Store
+from signoff.domain.ports import Clock, EndpointRunner, Rollout, RolloverResult, Store
 from signoff.domain.records import (
     AuditEvent,
     DeploymentKind,
@@ -169,17 +169,10 @@ class Deployer:
         if switched is not None:
             return switched
         probation, max_error_rate, heartbeat = rules
-        return self.runner.rollover(
-            endpoint,
-            url,
-            Path(model.path),
-            model.digest,
-            model.label,
-            traffic=traffic,
-            probation_seconds=probation,
-            max_error_rate=max_error_rate,
-            heartbeat=heartbeat,
+        rollout = Rollout(
+            Path(model.path), model.digest, model.label, traffic, probation, max_error_rate
         )
+        return self.runner.rollover(endpoint, url, rollout, heartbeat)
 
     def _start(
         self, endpoint: str, model: ModelVersionRecord, port: int | None
@@ -252,9 +245,7 @@ class Deployer:
             kind = DeploymentKind.AUTO_ROLLBACK
             self._abort_canary(endpoint, live, model, kind, "signoff", reason)
             raise SignoffError(f"not promoted, canary aborted: {reason}")
-        result = self.runner.rollover(
-            endpoint, live.url, Path(model.path), model.digest, model.label, traffic=100
-        )
+        result = self.runner.rollover(endpoint, live.url, _whole(model))
         self._record(
             endpoint,
             model.id,
@@ -295,9 +286,7 @@ class Deployer:
             place, result = self._start(endpoint, model, existing.port)
         else:
             place = _Place(live.url, live.port, live.pid)
-            result = self.runner.rollover(
-                endpoint, place.url, Path(model.path), model.digest, model.label, traffic=100
-            )
+            result = self.runner.rollover(endpoint, place.url, _whole(model))
         self._record(
             endpoint,
             model.id,
@@ -427,3 +416,8 @@ class Deployer:
                 updated_at=self.clock.now(),
             )
         )
+
+
+def _whole(model: ModelVersionRecord) -> Rollout:
+    """All traffic to ``model`` at once, with no probation (promote, rollback)."""
+    return Rollout(Path(model.path), model.digest, model.label)

@@ -45,6 +45,7 @@ __all__ = [
     "EndpointState",
     "Executor",
     "RolloverResult",
+    "Rollout",
     "StartedEndpoint",
     "Store",
     "TaskExecution",
@@ -125,6 +126,23 @@ class RolloverResult:
     errors: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    """A version an endpoint rolls over to, and how.
+
+    ``traffic`` below 100 is a canary (the serving version keeps the rest). During
+    ``probation_seconds`` after the switch, an error rate of the new version above
+    ``max_error_rate`` sends all traffic back to the version that served before.
+    """
+
+    model_dir: Path
+    digest: str
+    model_version: str
+    traffic: int = 100
+    probation_seconds: float = 0.0
+    max_error_rate: float = 0.05
+
+
 class EndpointRunner(Protocol):
     """Starts and stops the processes that serve models, and swaps models inside them.
 
@@ -157,17 +175,7 @@ class EndpointRunner(Protocol):
     def state(self, name: str, url: str) -> EndpointState: ...
 
     def rollover(
-        self,
-        name: str,
-        url: str,
-        model_dir: Path,
-        digest: str,
-        model_version: str,
-        *,
-        traffic: int = 100,
-        probation_seconds: float = 0.0,
-        max_error_rate: float = 0.05,
-        heartbeat: Callable[[], None] | None = None,
+        self, name: str, url: str, rollout: Rollout, heartbeat: Callable[[], None] | None = None
     ) -> RolloverResult: ...
 
 

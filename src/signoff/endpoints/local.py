@@ -34,7 +34,7 @@ import psutil
 
 from signoff import failpoints
 from signoff.domain.names import InvalidNameError, check_endpoint_name
-from signoff.domain.ports import EndpointState, RolloverResult, VersionState
+from signoff.domain.ports import EndpointState, Rollout, RolloverResult, VersionState
 from signoff.errors import ExecutionError
 
 __all__ = ["TOKEN_ENV", "EndpointProcess", "LocalEndpointRunner"]
@@ -327,33 +327,24 @@ class LocalEndpointRunner:
         return EndpointState(endpoint=str(data.get("endpoint", name)), versions=versions)
 
     def rollover(
-        self,
-        name: str,
-        url: str,
-        model_dir: Path,
-        digest: str,
-        model_version: str,
-        *,
-        traffic: int = 100,
-        probation_seconds: float = 0.0,
-        max_error_rate: float = 0.05,
-        heartbeat: Callable[[], None] | None = None,
+        self, name: str, url: str, rollout: Rollout, heartbeat: Callable[[], None] | None = None
     ) -> RolloverResult:
         """Load a version beside the serving one, switch traffic to it, then watch it.
 
-        ``traffic`` below 100 is a canary: the serving version keeps the rest. During
-        ``probation_seconds`` after the switch, an error rate of the new version above
-        ``max_error_rate`` returns all traffic to the version that served before (the
+        A canary (``rollout.traffic`` below 100) leaves the rest to the serving version. An
+        error rate above ``rollout.max_error_rate`` during ``rollout.probation_seconds``
+        after the switch returns all traffic to the version that served before (the
         result then says ``rolled_back`` and why). Versions other than the new one and the
         one before it are drained and unloaded; the one before stays loaded, so a rollback
         is a switch too. ``heartbeat`` is called at every look during probation (the caller
         keeps its own leases alive with it).
         """
+        model_version, traffic = rollout.model_version, rollout.traffic
         if not 0 < traffic <= 100:
             raise ExecutionError(f"traffic must be a percent between 1 and 100, not {traffic}")
         started = time.monotonic()
         previous = self.state(name, url).primary
-        self.load(name, url, model_dir, digest, model_version)
+        self.load(name, url, rollout.model_dir, rollout.digest, model_version)
         failpoints.reached("rollover.after_load")
         if previous is None or previous == model_version or traffic == 100:
             split = {model_version: 100}
@@ -366,7 +357,13 @@ class LocalEndpointRunner:
             previous = None
         keep = {model_version, *([previous] if previous else [])}
         verdict, requests, errors = self._watch(
-            name, url, model_version, previous, probation_seconds, max_error_rate, heartbeat
+            name,
+            url,
+            model_version,
+            previous,
+            rollout.probation_seconds,
+            rollout.max_error_rate,
+            heartbeat,
         )
         rolled_back = verdict is not None and previous is not None
         if rolled_back and previous is not None:

@@ -331,11 +331,17 @@ class _Drive:
             if self._now() >= self.check_run_at:
                 # A cancel from another process ends the run; look at most 5 times a second.
                 self.check_run_at = self._now() + 0.2
-                if self.store.get_run(self.run.id).state.is_terminal:
-                    for trid in list(self.in_flight):
-                        executor.cancel(trid)
-                    return self.store.get_run(self.run.id)
-            progressed = self._advance(executor)
+                ended = self._ended_elsewhere(executor)
+                if ended is not None:
+                    return ended
+            try:
+                progressed = self._advance(executor)
+            except ConflictError:
+                # A task run changed under this driver: if the run ended elsewhere, so be it.
+                ended = self._ended_elsewhere(executor)
+                if ended is None:
+                    raise
+                return ended
             if progressed:
                 continue
             if self.in_flight:
@@ -355,6 +361,15 @@ class _Drive:
                 return self._settle(RunState.WAITING_FOR_APPROVAL, "waiting at a gate")
             stuck = ", ".join(f"{tr.label}={tr.state}" for tr in trs if not tr.state.is_terminal)
             return self._settle(RunState.FAILED, f"no task can move: {stuck}")
+
+    def _ended_elsewhere(self, executor: Executor) -> RunRecord | None:
+        """The run, if another process ended it (its commands here are then stopped)."""
+        run = self.store.get_run(self.run.id)
+        if not run.state.is_terminal:
+            return None
+        for trid in list(self.in_flight):
+            executor.cancel(trid)
+        return run
 
     def _settle(self, state: RunState, reason: str) -> RunRecord:
         """End (or park) the run; if it changed meanwhile (a cancel), the store's word wins."""
@@ -382,7 +397,10 @@ class _Drive:
             ready, skip = evaluate_tasks(self.spec, self.by_task, names, self.upstreams)
             for tr in skip:
                 upstream = ", ".join(self.upstreams[tr.task_name])
-                self._move(tr, _T.SKIPPED, f"upstream ({upstream}) did not succeed")
+                try:
+                    self._move(tr, _T.SKIPPED, f"upstream ({upstream}) did not succeed")
+                except ConflictError:  # changed meanwhile (a cancel): the store's word wins
+                    self._index(self.store.get_task_run(tr.id))
                 progressed = True
             for tr in sorted(ready, key=lambda r: r.created_at):
                 if tr.kind.runs_command:

@@ -39,6 +39,7 @@ TOP = [
     "promote",
     "outbox",
     "server",
+    "worker",
     "login",
     "logout",
     "review",

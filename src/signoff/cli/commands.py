@@ -20,6 +20,7 @@ from signoff.cli import (
     run_commands,
     schedule_commands,
     serving_commands,
+    worker_commands,
 )
 
 __all__ = ["app", "build_cli"]
@@ -42,6 +43,7 @@ def build_cli() -> typer.Typer:
         schedule_commands,
         serving_commands,
         gate_commands,
+        worker_commands,
         login_commands,
         review_commands,
     ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,3 +139,37 @@ def test_a_flow_run_hands_out_gpus_and_fails_what_asks_too_many(app: App, tmp_pa
     assert huge.reason == "resources: asks for 99 GPUs; this machine has 2 (SIGNOFF_GPUS)"
     assert not (shared / "huge-ran").exists()
     assert not (Path(huge.work_dir) / "stdout.log").exists()
+
+
+SMI_FLOW = """\
+flow: smi
+tasks:
+  - title: one
+    command: echo "gpus=$CUDA_VISIBLE_DEVICES"
+    resources: {gpu: 1}
+  - title: two
+    command: echo never
+    resources: {gpu: 2}
+"""
+
+
+def test_without_signoff_gpus_the_run_gets_what_nvidia_smi_lists(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text('#!/bin/sh\necho "GPU 0: NVIDIA L4 (UUID: GPU-5c3e)"\n')
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.delenv("SIGNOFF_GPUS", raising=False)
+    app = build_app(Settings(home=tmp_path / "home", database_url=database_url, slots=2))
+    try:
+        loaded = parse_flow(SMI_FLOW, base_dir=tmp_path)
+        run = app.engine.start_run(loaded.spec, base_dir=tmp_path, params={}, started_by="carol")
+        run = app.engine.drive(run.id)
+        trs = {tr.label: tr for tr in app.store.list_task_runs(run.id)}
+    finally:
+        app.close()
+    assert (Path(trs["one"].work_dir) / "stdout.log").read_text() == "gpus=0\n"
+    assert trs["two"].reason == "resources: asks for 2 GPUs; this machine has 1 (nvidia-smi)"

@@ -52,7 +52,7 @@ class ResourcePool:
             reasons.append(
                 f"asks for {_count(gpus, 'GPU')}; this machine has {have} ({self.gpus.source})"
             )
-        memory = resources.memory_mb or 0
+        memory = _memory(resources)
         if memory > self.memory_mb:
             reasons.append(f"asks for {memory} MB of memory; this machine has {self.memory_mb} MB")
         return "; ".join(reasons) or None
@@ -69,7 +69,7 @@ class ResourcePool:
         return (
             free_slots >= self.slots_needed(resources.cpu)
             and free_gpus >= _whole(resources.gpu)
-            and free_memory >= (resources.memory_mb or 0)
+            and free_memory >= _memory(resources)
         )
 
     def take(self, task_run_id: str, resources: Resources) -> Grant | str:

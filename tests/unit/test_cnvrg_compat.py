@@ -373,7 +373,7 @@ def test_hpu_and_computes_warn_only_when_set() -> None:
         (6, 20, "tasks[0].requirements.hpu"),
     ]
     assert loaded.warnings[1].message == (
-        "'hpu' is accepted but not acted on: signoff schedules cpu, gpu and memory only"
+        "'hpu' is accepted but not acted on: the executor acts on cpu, gpu and memory, not on HPUs"
     )
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from signoff.executors.gpus import parse_gpus
 
 __all__ = ["Settings"]
 
@@ -25,6 +27,11 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default: SQLite in the home folder"
     )
     slots: int | None = Field(default=None, description="parallel task slots; default: cores")
+    gpus: str | None = Field(
+        default=None,
+        description="GPUs handed to task runs: a count (2) or a comma list of ids (0,2); "
+        "default: what `nvidia-smi -L` lists, none without it",
+    )
     user: str | None = Field(default=None, description="who this CLI acts as on a laptop")
     lease_seconds: float = Field(
         default=30.0,
@@ -81,6 +88,13 @@ class Settings(BaseSettings):
         default="",
         description="crash tests only: comma-separated pause points (signoff.failpoints)",
     )
+
+    @field_validator("gpus")
+    @classmethod
+    def _check_gpus(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_gpus(value)  # a bad value is refused here, once, at the edge
+        return value
 
     @property
     def resolved_home(self) -> Path:

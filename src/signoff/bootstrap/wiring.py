@@ -27,6 +27,7 @@ from signoff.domain.ports import Executor, Notifier, Store
 from signoff.endpoints.local import LocalEndpointRunner
 from signoff.engine import Engine, EngineObserver
 from signoff.engine.engine import new_id
+from signoff.executors.gpus import discover_gpus
 from signoff.executors.local import LocalExecutor, stop_leftover
 from signoff.gates.audit import AuditReport, verify_audit
 from signoff.gates.gating import GateService
@@ -90,10 +91,10 @@ def build_app(settings: Settings, observer: EngineObserver | None = None) -> App
         anchors.append(UrlAnchor(settings.audit_anchor_url))
     store.configure_audit(key, anchors)
     endpoints = LocalEndpointRunner(home)
-    slots = settings.slots
+    slots, gpus = settings.slots, settings.gpus
 
     def make_executor() -> Executor:
-        return LocalExecutor(slots=slots)
+        return LocalExecutor(slots=slots, gpus=discover_gpus(gpus))
 
     engine = Engine(
         store=store,

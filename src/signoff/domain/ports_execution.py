@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from signoff.domain.specs import Resources
+
 __all__ = [
     "ArtifactRef",
     "ArtifactStore",
@@ -60,6 +62,7 @@ class TaskExecution:
     env: Mapping[str, str]
     cpu: float = 1.0
     gpu: float = 0.0
+    memory_mb: int | None = None
     timeout: float | None = None
     call: str | None = None  # "module:function": a Python task run in-process
     params: dict[str, Any] = field(default_factory=dict)
@@ -81,20 +84,28 @@ class TaskOutcome:
 
 
 class Executor(Protocol):
-    """Runs task commands; ``submit`` returns at once, ``wait_any`` blocks for finished ones."""
+    """Runs task commands; ``submit`` returns at once, ``wait_any`` blocks for finished ones.
 
-    @property
-    def capacity(self) -> int:
-        """How many slots (cores' worth of tasks) run at the same time."""
+    The engine asks ``refusal`` and ``fits`` before it submits: a refused task run fails
+    without starting, one that does not fit yet waits for running ones to end.
+    """
+
+    def refusal(self, resources: Resources) -> str | None:
+        """Why a task run asking ``resources`` can never run here (more than the machine
+        has, e.g. ``asks for 2 GPUs; this machine has 0 (…)``); None when it can."""
         ...
 
-    def slots_needed(self, cpu: float) -> int: ...
+    def fits(self, resources: Resources) -> bool:
+        """Whether a task run asking ``resources`` could start now (False when refused)."""
+        ...
 
-    def free_slots(self) -> int: ...
+    def in_flight(self) -> int:
+        """How many submitted task runs have not been returned by ``wait_any`` yet."""
+        ...
 
-    def in_flight(self) -> int: ...
-
-    def submit(self, execution: TaskExecution) -> None: ...
+    def submit(self, execution: TaskExecution) -> None:
+        """Start a task run; one it cannot start becomes a failed outcome, not an exception."""
+        ...
 
     def wait_any(self, timeout: float | None = None) -> list[TaskOutcome]: ...
 

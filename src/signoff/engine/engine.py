@@ -420,8 +420,8 @@ class _Drive:
         while self.launch:
             tr = self.trs[self.launch[0]]
             task = self.tasks[tr.task_name]
-            if executor.free_slots() < executor.slots_needed(task.resources.cpu):
-                break
+            if not executor.fits(task.resources) and executor.refusal(task.resources) is None:
+                break  # it fits once running task runs end; a refused one fails in _launch
             self.launch.popleft()
             if tr.state not in (_T.PENDING, _T.QUEUED):
                 continue
@@ -432,11 +432,14 @@ class _Drive:
     # ---------------------------------------------------------------- command tasks
     def _launch(self, task: TaskSpec, tr: TaskRunRecord, executor: Executor) -> None:
         via = (_T.QUEUED,) if tr.state is _T.PENDING else ()
+        refused = executor.refusal(task.resources)
+        if refused is not None:  # more than the machine has: it fails before it starts
+            self._fail_unstarted(tr, f"resources: {refused}", via)
+            return
         try:
             rendered = render_task(self.run, task, tr)
         except SignoffError as exc:
-            ended = {"ended_at": self._now()}
-            self._move(tr, _T.FAILED, f"template: {exc}", via=(*via, _T.RUNNING), changes=ended)
+            self._fail_unstarted(tr, f"template: {exc}", via)
             return
         key = None
         if task.cache:
@@ -453,6 +456,13 @@ class _Drive:
         )
         self.in_flight.add(tr.id)
         executor.submit(execution)
+
+    def _fail_unstarted(
+        self, tr: TaskRunRecord, reason: str, via: tuple[TaskRunState, ...]
+    ) -> None:
+        """End a task run whose command never started (refused resources, a bad template)."""
+        ended = {"ended_at": self._now()}
+        self._move(tr, _T.FAILED, reason, via=(*via, _T.RUNNING), changes=ended)
 
     def _reuse(self, tr: TaskRunRecord, key: str, via: tuple[TaskRunState, ...]) -> bool:
         now = self._now()

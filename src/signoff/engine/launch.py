@@ -83,6 +83,7 @@ def task_execution(
         env=env,
         cpu=task.resources.cpu,
         gpu=task.resources.gpu,
+        memory_mb=task.resources.memory_mb,
         timeout=task.timeout,
         call=task.call,
         params=rendered.params,

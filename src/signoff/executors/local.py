@@ -1,7 +1,10 @@
 """LocalExecutor: task runs as local subprocesses (or in-process callables), several at a time.
 
 A pool of slots (by default one per core) bounds parallelism; a task asking for ``cpu: 2``
-takes two slots. ``submit`` first builds the task run's working folder from its
+takes two slots. GPUs are handed out by id, each to one task run at a time, through
+``CUDA_VISIBLE_DEVICES``; memory is a budget of the machine's total
+(``signoff.executors.admission``). A request the machine can never meet is a failed outcome
+before anything starts. ``submit`` first builds the task run's working folder from its
 ``TaskExecution`` (``signoff.executors.materialise``). A command's output (stdout and stderr
 together) goes to ``stdout.log`` in its working folder; its environment names its task run,
 so a later process can find and stop a command left behind by a driver that died. A Python
@@ -19,9 +22,9 @@ for whatever still runs after a grace period.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import inspect
-import math
 import os
 import queue
 import signal
@@ -37,14 +40,19 @@ from typing import Any
 import psutil
 
 from signoff.domain.ports import TaskExecution, TaskOutcome
+from signoff.domain.specs import Resources
 from signoff.errors import SignoffError
+from signoff.executors.admission import ResourcePool
+from signoff.executors.gpus import Gpus
 from signoff.executors.materialise import materialise
 from signoff.tracking.context import TaskContext, task_context
 
-__all__ = ["LOG_FILE", "TASK_RUN_ENV", "LocalExecutor", "stop_leftover"]
+__all__ = ["CUDA_ENV", "LOG_FILE", "TASK_RUN_ENV", "LocalExecutor", "stop_leftover"]
 
 LOG_FILE = "stdout.log"
 TASK_RUN_ENV = "SIGNOFF_TASK_RUN_ID"  # every command carries its task run's id under this name
+CUDA_ENV = "CUDA_VISIBLE_DEVICES"  # the GPU ids a command was given, comma-separated
+_MB = 1024 * 1024
 _STOP_GRACE = 5.0
 _POLL_INTERVAL = 0.05
 
@@ -52,44 +60,63 @@ _POLL_INTERVAL = 0.05
 class LocalExecutor:
     """Runs task runs locally, at most ``slots`` cores' worth at a time.
 
+    ``gpus`` are the GPU ids it may hand out (none by default; ``bootstrap`` finds them from
+    ``SIGNOFF_GPUS`` or ``nvidia-smi``); ``memory_mb`` is the memory budget (default: the
+    machine's total).
+
     Commands are spawned by the caller's thread, each watched by a thread of its own that
     waits for it; Python callables run on a small thread pool. Both report to one queue,
     which ``wait_any`` reads.
     """
 
-    def __init__(self, slots: int | None = None, base_env: dict[str, str] | None = None) -> None:
-        self._slots = max(1, slots or os.cpu_count() or 1)
-        self._used = 0
-        self._lock = threading.Lock()
+    def __init__(
+        self,
+        slots: int | None = None,
+        base_env: dict[str, str] | None = None,
+        gpus: Gpus | None = None,
+        memory_mb: int | None = None,
+    ) -> None:
+        total_mb = psutil.virtual_memory().total // _MB if memory_mb is None else memory_mb
+        self._machine = ResourcePool(slots or os.cpu_count() or 1, gpus or Gpus(), total_mb)
         self._done: queue.SimpleQueue[TaskOutcome] = queue.SimpleQueue()
-        self._running: dict[str, int] = {}  # task run id -> slots held
         self._commands: dict[str, _Command] = {}  # task run id -> running command
         self._pool: ThreadPoolExecutor | None = None
         self._base_env = dict(base_env if base_env is not None else os.environ)
         # `python` in a task command means this environment's interpreter.
         bin_dir = str(Path(sys.executable).parent)
         self._base_env["PATH"] = bin_dir + os.pathsep + self._base_env.get("PATH", "")
+        self._lock = threading.Lock()
+        self._submitted: set[str] = set()  # task run ids whose outcome wait_any has not given
 
     @property
     def capacity(self) -> int:
-        return self._slots
+        return self._machine.slots
 
-    def slots_needed(self, cpu: float) -> int:
-        return min(self._slots, max(1, math.ceil(cpu)))
+    def refusal(self, resources: Resources) -> str | None:
+        """Why ``resources`` can never be had here: more GPUs or memory than the machine has."""
+        return self._machine.refusal(resources)
+
+    def fits(self, resources: Resources) -> bool:
+        """Whether ``resources`` (CPU slots, whole GPUs, memory) are free now."""
+        return self._machine.fits(resources)
 
     def free_slots(self) -> int:
-        with self._lock:
-            return self._slots - self._used
+        return self._machine.free_slots()
 
     def in_flight(self) -> int:
         with self._lock:
-            return len(self._running)
+            return len(self._submitted)
 
     def submit(self, execution: TaskExecution) -> None:
-        need = self.slots_needed(execution.cpu)
         with self._lock:
-            self._used += need
-            self._running[execution.task_run_id] = need
+            self._submitted.add(execution.task_run_id)
+        grant = self._machine.take(execution.task_run_id, _resources(execution))
+        if isinstance(grant, str):  # refused: the command never starts
+            self._done.put(TaskOutcome(execution.task_run_id, -1, error=grant))
+            return
+        if grant.gpus:
+            env = {**execution.env, CUDA_ENV: ",".join(grant.gpus)}
+            execution = dataclasses.replace(execution, env=env)
         failed = _prepare(execution) or self._start(execution)
         if failed is not None:
             self._done.put(failed)
@@ -98,7 +125,9 @@ class LocalExecutor:
         """Start the command or the callable; the outcome if it could not even start."""
         if execution.call is not None:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=self._slots, thread_name_prefix="task")
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.capacity, thread_name_prefix="task"
+                )
             self._pool.submit(self._run_call, execution)
             return None
         command = _Command.start(execution, self._base_env, self._done)
@@ -151,8 +180,9 @@ class LocalExecutor:
                 outcomes.append(self._done.get(timeout=wait))
             outcomes.extend(self._drain())
         with self._lock:
-            for o in outcomes:
-                self._used -= self._running.pop(o.task_run_id, 0)
+            self._submitted.difference_update(o.task_run_id for o in outcomes)
+        for o in outcomes:
+            self._machine.release(o.task_run_id)
         for o in outcomes:
             command = self._commands.pop(o.task_run_id, None)
             if command is not None:
@@ -245,6 +275,10 @@ class _Command:
                 name = f"signal {-code}"
             return TaskOutcome(self.task_run_id, code, error=f"killed by {name}")
         return TaskOutcome(self.task_run_id, code)
+
+
+def _resources(execution: TaskExecution) -> Resources:
+    return Resources(cpu=execution.cpu, gpu=execution.gpu, memory_mb=execution.memory_mb)
 
 
 def _prepare(execution: TaskExecution) -> TaskOutcome | None:

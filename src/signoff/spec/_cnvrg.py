@@ -100,7 +100,7 @@ def ignored_task_keys(report: Reporter, loc: Loc, raw: Mapping[str, Any], kind: 
     if kind.runs_command and isinstance(requirements, dict):
         hpu = requirements.get("hpu")
         if not _is_empty(hpu):
-            reason = "signoff schedules cpu, gpu and memory only"
+            reason = "the executor acts on cpu, gpu and memory, not on HPUs"
             report.warn((*loc, "requirements", "hpu"), _not_acted_on("hpu", reason), at_key=True)
 
 

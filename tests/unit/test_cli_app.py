@@ -107,3 +107,30 @@ def test_help_lists_the_commands_and_groups() -> None:
     sub = CliRunner().invoke(build_cli(), ["endpoints", "--help"], env={"COLUMNS": "120"})
     assert sub.exit_code == 0, sub.output
     assert all(f" {name} " in sub.output for name in GROUPS["endpoints"])
+
+
+def test_a_setting_the_settings_refuse_is_one_line_per_variable(tmp_path: Any) -> None:
+    """Before: a bad SIGNOFF_SLOTS or SIGNOFF_GPUS printed pydantic's traceback."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "SIGNOFF_HOME": str(tmp_path / "home"),
+        "SIGNOFF_SLOTS": "many",
+        "SIGNOFF_GPUS": "first",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "signoff.cli.main", "runs"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert all(line.startswith("error: ") for line in lines)
+    assert any(line.startswith("error: SIGNOFF_SLOTS: ") for line in lines)
+    assert any(line.startswith("error: SIGNOFF_GPUS must be a count") for line in lines)
+    assert not (tmp_path / "home").exists()  # nothing was opened or created

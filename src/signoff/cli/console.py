@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from signoff.bootstrap import Settings
+from signoff.errors import SignoffError
 
 __all__ = [
     "JsonOpt",
@@ -36,8 +37,25 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document."
 
 
 def read_settings() -> Settings:
-    """The settings of this invocation (environment ``SIGNOFF_*``), read once per command."""
-    return Settings()
+    """The settings of this invocation (environment ``SIGNOFF_*``), read once per command.
+
+    A value the settings refuse is a user mistake: one line per setting, naming its variable,
+    never a traceback.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SignoffError("\n".join(_setting_problems(exc))) from None
+
+
+def _setting_problems(exc: ValidationError) -> list[str]:
+    lines = []
+    for problem in exc.errors():
+        field = ".".join(str(part) for part in problem["loc"]) or "settings"
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        variable = f"SIGNOFF_{field.upper()}"
+        lines.append(message if message.startswith(variable) else f"{variable}: {message}")
+    return lines
 
 
 def settings_user(settings: Settings) -> str:

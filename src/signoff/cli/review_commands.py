@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
-from signoff.bootstrap import App, Settings, build_app
+from signoff.bootstrap import App, build_app
 from signoff.bootstrap.lookup import resolve_run
-from signoff.cli.console import JsonOpt, out
+from signoff.cli.console import JsonOpt, out, read_settings
 from signoff.domain.records import GateRecord
 from signoff.errors import NotFoundError
 from signoff.report.report import read_report, text_summary
@@ -64,7 +64,7 @@ def review(
     as_json: JsonOpt = False,
 ) -> None:
     """Show where a run's review report is (HTML, JSON, digest) and what it concludes."""
-    app_ = build_app(Settings())
+    app_ = build_app(read_settings())
     try:
         view = review_view(_gate_with_report(app_, run_id))
     finally:

@@ -8,11 +8,19 @@ still names the content (the record holds it), and the task run's own folder kee
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 from pathlib import Path
 from typing import BinaryIO
 
+from signoff.artifacts._tree import (
+    iter_files,
+    manifest_bytes,
+    place_checked,
+    read_manifest,
+    safe_relative,
+)
 from signoff.errors import NotFoundError
 from signoff.tracking.fingerprints import file_sha256
 
@@ -38,16 +46,34 @@ class LocalArtifactStore:
         return digest
 
     def put_folder(self, folder: Path) -> dict[str, str]:
-        found: dict[str, str] = {}
-        if not folder.is_dir():
-            return found
-        for root, dirs, files in os.walk(folder):
-            dirs.sort()
-            for name in sorted(files):
-                path = Path(root) / name
-                if not path.is_symlink():
-                    found[path.relative_to(folder).as_posix()] = self.put(path)
-        return found
+        return {rel: self.put(path) for rel, path in iter_files(folder)}
+
+    def put_bytes(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        target = self._path(digest)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{digest}.{os.getpid()}.partial")
+            partial.write_bytes(data)
+            os.replace(partial, target)
+        return digest
+
+    def put_tree(self, folder: Path) -> str:
+        files = self.put_folder(folder)
+        for rel, digest in files.items():  # a link that failed (another file system): copy
+            if not self.exists(digest):
+                self.put_bytes((folder / rel).read_bytes())
+        return self.put_bytes(manifest_bytes(files))
+
+    def fetch_tree(self, digest: str, folder: Path) -> Path:
+        with self.open(digest) as manifest:
+            files = read_manifest(manifest.read())
+        for rel, file_digest in files.items():
+            target = folder / safe_relative(rel)
+            if not (target.is_file() and file_sha256(target) == file_digest):
+                place_checked(self.fetch, file_digest, target)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     def uri(self, digest: str) -> str:
         return self._path(digest).as_uri()

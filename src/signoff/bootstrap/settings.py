@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,27 @@ class Settings(BaseSettings):
         default=None,
         description="GPUs handed to task runs: a count (2) or a comma list of ids (0,2); "
         "default: what `nvidia-smi -L` lists, none without it",
+    )
+    executor: Literal["local", "ray"] = Field(
+        default="local",
+        description="where task runs run: local processes, or a Ray cluster (signoff[ray]); "
+        "a flow's or a task's `executor:` overrides it",
+    )
+    ray_address: str | None = Field(
+        default=None,
+        description="the Ray cluster to use (`auto`, `ray://host:10001` or the GCS address "
+        "host:6379); default: a local Ray started for this process",
+    )
+    ray_placement_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        description="a Ray task no node can place for this many seconds fails with Ray's "
+        "pending demand as its reason",
+    )
+    artifacts_url: str | None = Field(
+        default=None,
+        description="where task outputs, code snapshots and models are kept: an fsspec URL "
+        "(s3://bucket/prefix, signoff[s3]) or a folder; default: <home>/artifacts",
     )
     user: str | None = Field(default=None, description="who this CLI acts as on a laptop")
     lease_seconds: float = Field(
@@ -95,6 +117,10 @@ class Settings(BaseSettings):
         if value is not None:
             parse_gpus(value)  # a bad value is refused here, once, at the edge
         return value
+
+    @property
+    def resolved_artifacts_url(self) -> str:
+        return self.artifacts_url or str(self.resolved_home / "artifacts")
 
     @property
     def resolved_home(self) -> Path:

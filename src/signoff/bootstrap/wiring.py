@@ -15,13 +15,14 @@ import os
 import secrets
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from signoff import failpoints
-from signoff.artifacts import LocalArtifactStore
+from signoff.artifacts import open_artifact_store
 from signoff.bootstrap.settings import Settings
 from signoff.domain.ports import Executor, Notifier, Store
 from signoff.endpoints.local import LocalEndpointRunner
@@ -29,6 +30,7 @@ from signoff.engine import Engine, EngineObserver
 from signoff.engine.engine import new_id
 from signoff.executors.gpus import discover_gpus
 from signoff.executors.local import LocalExecutor, stop_leftover
+from signoff.executors.routing import RoutingExecutor
 from signoff.gates.audit import AuditReport, verify_audit
 from signoff.gates.gating import GateService
 from signoff.gates.links import LinkSigner
@@ -93,8 +95,13 @@ def build_app(settings: Settings, observer: EngineObserver | None = None) -> App
     endpoints = LocalEndpointRunner(home)
     slots, gpus = settings.slots, settings.gpus
 
-    def make_executor() -> Executor:
+    def make_local() -> Executor:
         return LocalExecutor(slots=slots, gpus=discover_gpus(gpus))
+
+    factories: dict[str, Callable[[], Executor]] = {"local": make_local}
+
+    def make_executor() -> Executor:
+        return RoutingExecutor(settings.executor, factories)
 
     engine = Engine(
         store=store,
@@ -102,7 +109,7 @@ def build_app(settings: Settings, observer: EngineObserver | None = None) -> App
         home=home,
         executor_factory=make_executor,
         endpoints=endpoints,
-        artifacts=LocalArtifactStore(home / "artifacts"),
+        artifacts=open_artifact_store(settings.resolved_artifacts_url),
         lease_seconds=settings.lease_seconds,
         stop_leftover=stop_leftover,
     )

@@ -72,6 +72,8 @@ class TaskExecution:
     output_dir: str = "output"  # where outputs go, relative to the working folder
     output_link: str | None = None  # cnvrg's output_dir: another name for the output folder
     fresh: bool = True  # a first attempt (a retry starts from an empty output folder)
+    custom: tuple[tuple[str, float], ...] = ()  # custom cluster resources (name, amount)
+    executor: str | None = None  # "local" or "ray"; None: the process's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,8 @@ class TaskOutcome:
     task_run_id: str
     exit_code: int
     error: str | None = None  # set when the command could not even start
+    executor: str | None = None  # which executor ran it ("local", "ray")
+    node: str | None = None  # the machine it ran on (host name, or the Ray node's address)
 
 
 class Executor(Protocol):
@@ -139,4 +143,18 @@ class ArtifactStore(Protocol):
 
     def fetch(self, digest: str, folder: Path, name: str | None = None) -> Path:
         """Place the content in a local folder (as ``name``, else its digest); its path."""
+        ...
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store bytes; return their sha256 digest."""
+        ...
+
+    def put_tree(self, folder: Path) -> str:
+        """Store a whole folder: its files, then a manifest naming them (relative path ->
+        digest, canonical JSON); return the manifest's digest, the folder's address."""
+        ...
+
+    def fetch_tree(self, digest: str, folder: Path) -> Path:
+        """Rebuild the folder a manifest names under ``folder`` (every file's digest checked,
+        written to a temporary name and renamed, so a half-fetched file is never seen)."""
         ...

@@ -64,6 +64,10 @@ class Resources:
     cpu: float = 1.0
     gpu: float = 0.0
     memory_mb: int | None = None
+    # custom resources a cluster declares (Ray's ``resources``), e.g. (("gpu_pool", 1.0),)
+    custom: tuple[tuple[str, float], ...] = ()
+    # which executor runs it: "local" or "ray"; None: the flow's, else the settings' default
+    executor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +303,11 @@ class FlowSpec:
         """The spec as plain data; a flow without schedule policies or triggers leaves those
         keys out, so its hash is what it was before they existed."""
         data = asdict(self)
+        for task in data["tasks"]:  # fields newer than the flow hash appear only when set
+            resources = task["resources"]
+            for key in ("custom", "executor"):
+                if not resources[key]:
+                    del resources[key]
         if self.schedule_spec is None:
             del data["schedule_spec"]
         if not self.triggers:
@@ -332,7 +341,7 @@ class FlowSpec:
                     command=t.get("command"),
                     params=tuple(ParamSpec(p["key"], tuple(p["values"])) for p in t["params"]),
                     depends_on=tuple(t["depends_on"]),
-                    resources=Resources(**t["resources"]),
+                    resources=_resources(t["resources"]),
                     conditions=tuple(ConditionSpec(**c) for c in t["conditions"]),
                     gate=GatePolicy(**{**gate, "targets": tuple(gate["targets"])})
                     if gate
@@ -363,3 +372,8 @@ class FlowSpec:
             else None,
             triggers=tuple(TriggerSpec.from_dict(t) for t in data.get("triggers", ())),
         )
+
+
+def _resources(data: dict[str, Any]) -> Resources:
+    custom = tuple((str(name), float(amount)) for name, amount in data.get("custom", ()))
+    return Resources(**{**data, "custom": custom})

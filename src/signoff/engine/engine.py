@@ -265,7 +265,10 @@ class _Drive:
         run = self.run
         if run.state is RunState.WAITING_FOR_APPROVAL:
             if any(tr.state is _T.WAITING_FOR_APPROVAL for tr in self.trs.values()):
-                return run
+                # another gate is open: move only if a decided one let tasks become ready
+                ready, skip = evaluate_tasks(self.spec, self.by_task, self.dirty, self.upstreams)
+                if not (ready or skip):
+                    return run
             run = self.engine.move_run(run, RunState.RUNNING, "gate decided")
         elif run.state is RunState.QUEUED:
             run = self.engine.move_run(run, RunState.RUNNING, "started")

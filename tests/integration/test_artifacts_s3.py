@@ -122,16 +122,17 @@ def test_a_nested_folder_round_trips_and_same_content_is_stored_once(
     }
 
 
-def test_upload_is_skipped_when_the_store_holds_the_digest(
-    s3: S3Endpoint, prefix: str, tmp_path: Path
+@pytest.mark.parametrize("size", [7, 3 << 20], ids=["small", "large"])
+def test_an_object_the_store_holds_is_never_replaced(
+    s3: S3Endpoint, prefix: str, tmp_path: Path, size: int
 ) -> None:
-    source = tmp_path / "f.txt"
-    source.write_text("content")
-    digest = hashlib.sha256(b"content").hexdigest()
+    """A large file is looked up and not sent; a small one goes as a create-only PUT."""
+    source = tmp_path / "f.bin"
+    source.write_bytes(os.urandom(size))
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
     _tamper(s3, prefix, digest, b"placed there first")
     store = FsspecArtifactStore(f"s3://{s3.bucket}/{prefix}", s3.storage_options())
-    assert store.put(source) == digest
-    # the key existed, so nothing was sent: the object is still what was there before
+    assert store.put_folder(tmp_path) == {"f.bin": digest}
     assert _keys(s3, prefix) == {f"{prefix}/{digest[:2]}/{digest}": b"placed there first"}
 
 

@@ -314,9 +314,7 @@ class FsspecArtifactStore:
             partial.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._get(list(partials.items()))
-            for digest, partial in partials.items():
-                if file_sha256(partial) != digest:
-                    raise IntegrityError(f"artifact {digest} changed in the store: digest mismatch")
+            self._each(_check_digest, list(partials.items()))  # hashing releases the GIL
             for digest, target in wanted:  # the same content under another name: a local copy
                 if target != first[digest]:
                     copy = target.with_name(f".{target.name}.{tag}.copy")
@@ -342,6 +340,12 @@ class FsspecArtifactStore:
                 if not self._holds(key):
                     raise NotFoundError(f"no artifact {digest[:12]}… in {self.url}") from None
             raise
+
+
+def _check_digest(item: tuple[str, Path]) -> None:
+    digest, path = item
+    if file_sha256(path) != digest:
+        raise IntegrityError(f"artifact {digest} changed in the store: digest mismatch")
 
 
 def _reason(url: str, what: str, exc: BaseException) -> str:

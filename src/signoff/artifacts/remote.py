@@ -310,8 +310,8 @@ class FsspecArtifactStore:
         for digest, target in wanted:
             first.setdefault(digest, target)
         partials = {d: t.with_name(f".{t.name}.{tag}.partial") for d, t in first.items()}
-        for partial in partials.values():
-            partial.parent.mkdir(parents=True, exist_ok=True)
+        for folder in {target.parent for _, target in wanted}:
+            folder.mkdir(parents=True, exist_ok=True)
         try:
             self._get(list(partials.items()))
             self._each(_check_digest, list(partials.items()))  # hashing releases the GIL

@@ -4,6 +4,7 @@ take (a temporary key moved in place, transfers on a small thread pool)."""
 from __future__ import annotations
 
 import hashlib
+import pickle
 import uuid
 from pathlib import Path
 from typing import Any
@@ -91,3 +92,14 @@ def test_a_manifest_path_outside_the_folder_is_refused(
     with pytest.raises(ExecutionError, match="leaves its folder"):
         store.fetch_tree(manifest, tmp_path / "in")
     assert not (tmp_path / "outside").exists()
+
+
+def test_a_store_pickles_as_its_url_and_finds_the_same_content(
+    store: FsspecArtifactStore,
+) -> None:
+    """Sent to another process (a Ray task), the store reopens its file system there."""
+    digest = store.put_bytes(b"travels")
+    copy = pickle.loads(pickle.dumps(store))
+    assert copy.url == store.url
+    with copy.open(digest) as f:
+        assert f.read() == b"travels"

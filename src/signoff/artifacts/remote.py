@@ -61,6 +61,13 @@ class FsspecArtifactStore:
         self._known: set[str] = set()
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (sent to another process or node): the URL and options, not the client."""
+        return {"url": self.url, "options": self._options}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["url"], state["options"])  # type: ignore[misc]
+
     # ------------------------------------------------------------------ the file system
     @property
     def fs(self) -> Any:
@@ -94,8 +101,12 @@ class FsspecArtifactStore:
         return self._root
 
     def _check_bucket(self, fs: Any, bucket: str) -> None:
+        """A missing bucket is named at once; a refused look-up is not fatal (a policy may
+        allow objects under a prefix and not the bucket itself): the first transfer tells."""
         try:
             fs.info(bucket)
+        except PermissionError:
+            return
         except FileNotFoundError:
             raise ObjectStoreError(
                 f"artifact store {self.url}: bucket {bucket!r} does not exist "

@@ -187,10 +187,6 @@ def test_every_output_file_and_the_model_folder_are_in_the_bucket(
         app.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs Engine.start_run to record facts['code_tree'] = store_snapshot(code_dir, ...)",
-)
 def test_the_code_snapshot_is_in_the_bucket_and_named_by_the_run(
     finished: tuple[Path, str, dict[str, bytes]],
 ) -> None:
@@ -218,10 +214,6 @@ def test_a_missing_bucket_fails_the_run_with_one_clear_line(s3: S3Endpoint, tmp_
     assert "Traceback" not in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the engine to build KindContext(..., artifacts=engine.artifacts)",
-)
 def test_the_review_report_is_in_the_bucket_under_the_gate_digest(
     s3: S3Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

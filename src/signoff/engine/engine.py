@@ -31,7 +31,7 @@ from signoff.engine.kinds import KindContext, builtin_kind
 from signoff.engine.launch import render_task, task_execution
 from signoff.engine.lease import Lease, RunBusyError
 from signoff.engine.plan import check_overrides, plan_task_runs, resolve_flow_params, run_facts
-from signoff.engine.workdir import log_tail, snapshot_code
+from signoff.engine.workdir import log_tail, snapshot_code, store_snapshot
 from signoff.errors import ConflictError, SignoffError
 
 __all__ = ["Engine", "EngineObserver", "RunBusyError", "new_id"]
@@ -121,6 +121,7 @@ class Engine:
         now = self.clock.now()
         task_runs = plan_task_runs(spec, run_id, run_dir, flow_params, overrides, now, new_id)
         facts = run_facts(base_dir, code_dir, task_runs, reproduces=reproduces, trigger=trigger)
+        facts["code_tree"] = store_snapshot(code_dir, self.artifacts)
         run = RunRecord(
             id=run_id,
             flow_name=spec.name,
@@ -569,7 +570,15 @@ class _Drive:
     def _context(self, task: TaskSpec, tr: TaskRunRecord) -> KindContext:
         engine = self.engine
         return KindContext(
-            self.store, engine.clock, engine.endpoints, self.run, self.spec, task, tr, new_id
+            self.store,
+            engine.clock,
+            engine.endpoints,
+            self.run,
+            self.spec,
+            task,
+            tr,
+            new_id,
+            artifacts=engine.artifacts,
         )
 
     def _open_gate(self, opened: tuple[GateRecord, TaskRunRecord]) -> None:

@@ -384,6 +384,14 @@ def median_row(rows: list[Measurement], base_rates: list[float]) -> dict[str, An
         "first_task_s": round(statistics.median(m.first_task_s for m in rows), 3),
         "worker_cpu_s": round(statistics.median(m.worker_cpu_s for m in rows), 2),
         "postgres_cpu_s": round(statistics.median(m.postgres_cpu_s for m in rows), 2),
+        # what the drive cost: CPU of the workers and of PostgreSQL, per run and per second
+        "cpu_ms_per_run": round(
+            statistics.median((m.worker_cpu_s + m.postgres_cpu_s) / m.runs for m in rows) * 1000,
+            1,
+        ),
+        "cores_busy": round(
+            statistics.median((m.worker_cpu_s + m.postgres_cpu_s) / m.drive_s for m in rows), 2
+        ),
         "runs_per_worker": [m.runs_per_worker for m in rows],
         "load_before": [round(m.load_before, 2) for m in rows],
     }
@@ -397,7 +405,8 @@ def print_row(row: dict[str, Any]) -> None:
         f"drive {row['drive_s']:6.2f}s -> {row['runs_per_s']:6.1f} runs/s "
         f"[{lo}-{hi}], x{row['speedup']:.2f} vs 1, start-up {row['startup_s']:.2f}s, "
         f"first task after {row['first_task_s']:.2f}s, "
-        f"CPU workers {row['worker_cpu_s']:.1f}s postgres {row['postgres_cpu_s']:.1f}s, "
+        f"CPU workers {row['worker_cpu_s']:.1f}s postgres {row['postgres_cpu_s']:.1f}s "
+        f"({row['cpu_ms_per_run']} ms/run, {row['cores_busy']} cores busy), "
         f"runs per worker {row['runs_per_worker']}; queued at {row['queue_runs_per_s']} runs/s",
         flush=True,
     )

@@ -8,6 +8,7 @@ gate, so the approved branch waited for the other gate's decision.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,3 +90,27 @@ def test_deciding_one_of_two_gates_moves_its_branch(app: App, tmp_path: Path) ->
         driver.close()
     assert app.store.get_run(run.id).state is RunState.SUCCEEDED
     assert _states(app, run.id)["after product"] is TaskRunState.SUCCEEDED
+
+
+def test_a_pass_finds_a_queued_run_behind_500_newer_ones(app: App, tmp_path: Path) -> None:
+    """The pass asks for movable runs; it used to read the 500 newest and miss older ones."""
+    flow = tmp_path / "one.yaml"
+    flow.write_text("flow: one\ntasks:\n  - title: a\n    command: 'true'\n")
+    loaded = load_flow(flow)
+    oldest = app.engine.start_run(loaded.spec, base_dir=loaded.base_dir, started_by="carol")
+    base = app.store.get_run(oldest.id)
+    newer = [
+        dataclasses.replace(base, id=f"done{i:08d}", state=RunState.SUCCEEDED,
+                            created_at=base.created_at + 1 + i)
+        for i in range(500)
+    ]  # fmt: skip
+    for run in newer:
+        app.store.create_run(run, [])
+    assert oldest.id not in {r.id for r in app.store.list_runs(limit=500)}
+    driver = RunDriver(app.engine, threads=1)
+    try:
+        assert driver.drive_ready() == [oldest.id]
+        assert driver.wait_idle(timeout=60)
+    finally:
+        driver.close()
+    assert app.store.get_run(oldest.id).state is RunState.SUCCEEDED

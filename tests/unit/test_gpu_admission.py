@@ -89,7 +89,7 @@ def test_each_gpu_id_has_one_holder_and_a_third_task_waits() -> None:
     assert {first.gpus, second.gpus} == {("0",), ("1",)}
     assert not pool.fits(one)
     assert pool.refusal(one) is None  # it waits; it is not refused
-    assert pool.take("c", one) == "asks for 1 GPU; 0 of 2 free"
+    assert pool.take("c", one) is None  # not free now: the executor tries again later
     pool.release("a")
     assert pool.fits(one)
     third = pool.take("c", one)
@@ -104,6 +104,16 @@ def test_a_fraction_of_a_gpu_is_a_whole_one() -> None:
     assert grant.gpus == ("0",)
     assert not pool.fits(Resources(gpu=0.5))
     assert pool.fits(Resources(gpu=0))
+
+
+def test_take_is_all_or_nothing_and_never_overcommits_slots_or_memory() -> None:
+    pool = _pool(slots=2, memory_mb=8000)
+    assert isinstance(pool.take("a", Resources(cpu=2)), Grant)
+    assert pool.take("b", Resources(cpu=1)) is None  # fits() said no; take() agrees
+    pool.release("a")
+    assert isinstance(pool.take("b", Resources(cpu=1, memory_mb=6000)), Grant)
+    assert pool.take("c", Resources(cpu=1, memory_mb=3000)) is None  # a slot is free, memory not
+    assert pool.holders() == 1
 
 
 def test_memory_is_a_budget_of_the_machine_total() -> None:

@@ -14,6 +14,7 @@ import contextlib
 import os
 import secrets
 import stat
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,8 +29,9 @@ from signoff.domain.ports import Executor, Notifier, Store
 from signoff.endpoints.local import LocalEndpointRunner
 from signoff.engine import Engine, EngineObserver
 from signoff.engine.engine import new_id
+from signoff.executors.admission import ResourcePool
 from signoff.executors.gpus import discover_gpus
-from signoff.executors.local import LocalExecutor, stop_leftover
+from signoff.executors.local import LocalExecutor, machine_pool, stop_leftover
 from signoff.executors.routing import RoutingExecutor
 from signoff.gates.audit import AuditReport, verify_audit
 from signoff.gates.gating import GateService
@@ -95,8 +97,14 @@ def build_app(settings: Settings, observer: EngineObserver | None = None) -> App
     endpoints = LocalEndpointRunner(home)
     slots, gpus = settings.slots, settings.gpus
 
+    machine: list[ResourcePool] = []  # one per process, shared by every run it drives
+    machine_lock = threading.Lock()
+
     def make_local() -> Executor:
-        return LocalExecutor(slots=slots, gpus=discover_gpus(gpus))
+        with machine_lock:
+            if not machine:  # GPUs found once (nvidia-smi), not per run
+                machine.append(machine_pool(slots, discover_gpus(gpus)))
+        return LocalExecutor(pool=machine[0])
 
     factories: dict[str, Callable[[], Executor]] = {"local": make_local}
 

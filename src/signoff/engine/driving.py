@@ -2,8 +2,10 @@
 
 A pass (:meth:`RunDriver.drive_ready`) reads the store and hands to the pool every run that
 can move without a person: queued or running with its lease free (never claimed, released,
-or expired after its driver died), and waiting at a gate that is no longer open (decided
-through another process). Each one is driven by :meth:`Engine.drive`, which claims the run's
+or expired after its driver died), oldest first, and waiting at a gate decided through
+another process (with another gate still open, only when the decided one let tasks become
+ready). Each kind is one query on indexed columns: a run waiting at an open gate is not read
+at all, however many there are. Each one is driven by :meth:`Engine.drive`, which claims the run's
 lease first: several processes, on several machines, may pass over the same store at once;
 the lease makes sure one drives a run at a time, and the others skip it. ``signoff server``'s
 worker thread and ``signoff worker`` both drive runs with this class.
@@ -25,8 +27,6 @@ from signoff.errors import SignoffError
 __all__ = ["RunDriver"]
 
 log = logging.getLogger("signoff.worker")
-
-_SCAN_LIMIT = 500  # runs read per pass, newest first
 
 
 class RunDriver:
@@ -58,15 +58,13 @@ class RunDriver:
         """One pass over the store: schedule every run that can move; return those scheduled."""
         store = self.engine.store
         now = self.engine.clock.now()
-        open_gates = {gate.run_id for gate in store.waiting_gates()}
-        partly_decided = set(store.runs_with_decided_gates()) & open_gates
+        active = store.runs_in_states((RunState.QUEUED, RunState.RUNNING))
+        decided = store.runs_with_decided_gates()  # waiting runs with a gate decided
+        open_gates = {gate.run_id for gate in store.waiting_gates()} if decided else set()
         scheduled: list[str] = []
-        for run in store.list_runs(limit=_SCAN_LIMIT):
-            if run.state is RunState.WAITING_FOR_APPROVAL:
-                if run.id in open_gates and not (run.id in partly_decided and self._can_move(run)):
-                    continue  # waiting costs nothing: only a decision moves it
-            elif run.state not in (RunState.QUEUED, RunState.RUNNING):
-                continue
+        for run in [*active, *(store.get_run(run_id) for run_id in decided)]:
+            if run.id in open_gates and not self._can_move(run):
+                continue  # another gate is open and nothing else moves: waiting costs nothing
             owner, expires = store.lease_of(run.id)
             if owner is not None and (expires is None or expires >= now):
                 continue  # a live driver holds it

@@ -37,6 +37,7 @@ from signoff.errors import ConflictError, SignoffError
 __all__ = ["Engine", "EngineObserver", "RunBusyError", "new_id"]
 
 _T = TaskRunState
+_RESOURCE_POLL = 0.1  # seconds between looks when ready task runs wait for free resources
 
 
 def new_id() -> str:
@@ -356,6 +357,9 @@ class _Drive:
             delay = self._next_due()
             if delay < float("inf"):
                 self.engine.clock.sleep(min(delay, 1.0))
+                continue
+            if self.launch:  # ready, but other runs' task runs hold the machine's resources
+                self.engine.clock.sleep(_RESOURCE_POLL)
                 continue
             trs = list(self.trs.values())
             if self.unfinished == 0:

@@ -72,22 +72,29 @@ class ResourcePool:
             and free_memory >= _memory(resources)
         )
 
-    def take(self, task_run_id: str, resources: Resources) -> Grant | str:
-        """Hold what ``resources`` asks for ``task_run_id``; the reason if it cannot be had.
+    def take(self, task_run_id: str, resources: Resources) -> Grant | str | None:
+        """Hold what ``resources`` asks for ``task_run_id``, all of it or nothing.
 
-        CPU slots and memory may be taken past what is free (a caller that did not ask
-        ``fits`` first overcommits them); GPUs never: each id has one holder.
+        The reason when it can never be had (refused); None when it is not free now (other
+        task runs hold it: try again once they end). Checked and taken under one lock, so
+        the executors of several runs sharing the pool never overcommit it.
         """
         refused = self.refusal(resources)
         if refused is not None:
             return refused
         need = _whole(resources.gpu)
+        slots, memory = self.slots_needed(resources.cpu), _memory(resources)
         with self._lock:
-            busy = {i for g in self._held.values() for i in g.gpus}
+            held = self._held.values()
+            busy = {i for g in held for i in g.gpus}
             free = [i for i in self.gpus.ids if i not in busy]
-            if len(free) < need:
-                return f"asks for {_count(need, 'GPU')}; {len(free)} of {len(self.gpus.ids)} free"
-            grant = Grant(self.slots_needed(resources.cpu), tuple(free[:need]), _memory(resources))
+            if (
+                len(free) < need
+                or self.slots - sum(g.slots for g in held) < slots
+                or self.memory_mb - sum(g.memory_mb for g in held) < memory
+            ):
+                return None
+            grant = Grant(slots, tuple(free[:need]), memory)
             self._held[task_run_id] = grant
         return grant
 

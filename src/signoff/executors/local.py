@@ -47,14 +47,30 @@ from signoff.executors.gpus import Gpus
 from signoff.executors.materialise import materialise
 from signoff.tracking.context import TaskContext, task_context
 
-__all__ = ["CUDA_ENV", "LOG_FILE", "TASK_RUN_ENV", "LocalExecutor", "stop_leftover"]
+__all__ = [
+    "CUDA_ENV",
+    "LOG_FILE",
+    "TASK_RUN_ENV",
+    "LocalExecutor",
+    "machine_pool",
+    "stop_leftover",
+]
 
 LOG_FILE = "stdout.log"
 TASK_RUN_ENV = "SIGNOFF_TASK_RUN_ID"  # every command carries its task run's id under this name
 CUDA_ENV = "CUDA_VISIBLE_DEVICES"  # the GPU ids a command was given, comma-separated
 _MB = 1024 * 1024
+_DEFERRED_POLL = 0.1  # seconds between tries of a task run waiting for another run's GPUs
 _STOP_GRACE = 5.0
 _POLL_INTERVAL = 0.05
+
+
+def machine_pool(
+    slots: int | None = None, gpus: Gpus | None = None, memory_mb: int | None = None
+) -> ResourcePool:
+    """This machine's slots (default: its cores), GPU ids and memory (default: its total)."""
+    total_mb = psutil.virtual_memory().total // _MB if memory_mb is None else memory_mb
+    return ResourcePool(slots or os.cpu_count() or 1, gpus or Gpus(), total_mb)
 
 
 class LocalExecutor:
@@ -62,7 +78,10 @@ class LocalExecutor:
 
     ``gpus`` are the GPU ids it may hand out (none by default; ``bootstrap`` finds them from
     ``SIGNOFF_GPUS`` or ``nvidia-smi``); ``memory_mb`` is the memory budget (default: the
-    machine's total).
+    machine's total). ``pool`` instead shares one machine's slots, GPUs and memory between
+    the executors of every run a process drives at once (``bootstrap`` gives one per
+    process): a task run whose GPUs another run took between ``fits`` and ``submit`` waits
+    here until they are free, never fails for it.
 
     Commands are spawned by the caller's thread, each watched by a thread of its own that
     waits for it; Python callables run on a small thread pool. Both report to one queue,
@@ -75,9 +94,10 @@ class LocalExecutor:
         base_env: dict[str, str] | None = None,
         gpus: Gpus | None = None,
         memory_mb: int | None = None,
+        pool: ResourcePool | None = None,
     ) -> None:
-        total_mb = psutil.virtual_memory().total // _MB if memory_mb is None else memory_mb
-        self._machine = ResourcePool(slots or os.cpu_count() or 1, gpus or Gpus(), total_mb)
+        self._machine = pool or machine_pool(slots, gpus, memory_mb)
+        self._deferred: list[TaskExecution] = []  # admitted, waiting for GPUs another run holds
         self._done: queue.SimpleQueue[TaskOutcome] = queue.SimpleQueue()
         self._commands: dict[str, _Command] = {}  # task run id -> running command
         self._pool: ThreadPoolExecutor | None = None
@@ -111,6 +131,9 @@ class LocalExecutor:
         with self._lock:
             self._submitted.add(execution.task_run_id)
         grant = self._machine.take(execution.task_run_id, _resources(execution))
+        if grant is None:  # busy: another run's task runs hold it; tried again in wait_any
+            self._deferred.append(execution)
+            return
         if isinstance(grant, str):  # refused: the command never starts
             self._done.put(TaskOutcome(execution.task_run_id, -1, error=grant))
             return
@@ -173,9 +196,12 @@ class LocalExecutor:
 
     def wait_any(self, timeout: float | None = None) -> list[TaskOutcome]:
         """Block until at least one task run ended (or ``timeout``), return all that ended."""
+        self._start_deferred()
         outcomes = self._drain()
         if not outcomes:
             wait = None if timeout is None else max(0.0, timeout)
+            if self._deferred:  # look again soon: another run may give its GPUs back
+                wait = _DEFERRED_POLL if wait is None else min(wait, _DEFERRED_POLL)
             with contextlib.suppress(queue.Empty):
                 outcomes.append(self._done.get(timeout=wait))
             outcomes.extend(self._drain())
@@ -189,6 +215,11 @@ class LocalExecutor:
                 command.watcher.join()  # it has put its outcome: this returns at once
         return outcomes
 
+    def _start_deferred(self) -> None:
+        waiting, self._deferred = self._deferred, []
+        for execution in waiting:
+            self.submit(execution)  # counted in flight already; deferred again if still busy
+
     def _drain(self) -> list[TaskOutcome]:
         outcomes: list[TaskOutcome] = []
         while True:
@@ -199,6 +230,9 @@ class LocalExecutor:
 
     def cancel(self, task_run_id: str) -> None:
         """Stop one running command (its whole process group and descendants)."""
+        for waiting in [e for e in self._deferred if e.task_run_id == task_run_id]:
+            self._deferred.remove(waiting)
+            self._done.put(TaskOutcome(task_run_id, -1, error="cancelled before it started"))
         command = self._commands.get(task_run_id)
         # Not proc.poll(): reaping belongs to the watcher alone, or the exit code could be lost.
         if command is not None and command.watcher.is_alive():
@@ -211,8 +245,13 @@ class LocalExecutor:
                 _stop_command(command.proc.pid)
             command.watcher.join()
         self._commands.clear()
+        self._deferred.clear()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:  # a shared pool outlives this executor: give back what is held
+            held, self._submitted = self._submitted, set()
+        for task_run_id in held:
+            self._machine.release(task_run_id)
 
 
 class _Command:

@@ -120,6 +120,15 @@ class RunsStore(TrackingStore):
         q = sa.select(t.runs).order_by(t.runs.c.created_at.desc()).limit(limit)
         return rows.RUN.many(self._all(q))
 
+    def runs_in_states(self, states: Sequence[RunState]) -> list[RunRecord]:
+        """Every run in one of ``states``, oldest first (an indexed query, not a scan)."""
+        q = (
+            sa.select(t.runs)
+            .where(t.runs.c.state.in_([s.value for s in states]))
+            .order_by(t.runs.c.created_at, t.runs.c.id)
+        )
+        return rows.RUN.many(self._all(q))
+
     def get_task_run(self, task_run_id: str) -> TaskRunRecord:
         q = sa.select(t.task_runs).where(t.task_runs.c.id == task_run_id)
         return rows.TASK_RUN(self._one(q, f"task run {task_run_id}"))

@@ -117,7 +117,9 @@ def _stop_namespace(namespace: str, procs: list[subprocess.Popen[bytes]]) -> Non
     for proc in procs:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
-    subprocess.run(["ip", "netns", "delete", namespace], capture_output=True, timeout=30)
+    subprocess.run(
+        ["ip", "netns", "delete", namespace], capture_output=True, timeout=30, check=False
+    )
 
 
 def _wait_for_nodes(cluster: RayCluster, count: int) -> None:

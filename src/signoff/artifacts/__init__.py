@@ -1,6 +1,5 @@
 """Artifact stores: content-addressed files a task run produced, and folders as manifests."""
 
-import importlib
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -18,6 +17,6 @@ def open_artifact_store(url: str | Path) -> ArtifactStore:
         return LocalArtifactStore(Path(unquote(parts.path)))
     if len(parts.scheme) <= 1:  # a plain path (a one-letter scheme is a Windows drive)
         return LocalArtifactStore(Path(text).expanduser().resolve())
-    remote = importlib.import_module("signoff.artifacts.remote")  # fsspec only when asked for
-    store: ArtifactStore = remote.FsspecArtifactStore(text)
-    return store
+    from signoff.artifacts.remote import FsspecArtifactStore  # fsspec only when asked for
+
+    return FsspecArtifactStore(text)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from signoff.domain.ports import Clock, Store
+from signoff.domain.ports_execution import ArtifactStore
 from signoff.domain.records import (
     AuditEvent,
     GateRecord,
@@ -129,15 +130,21 @@ def open_gate(
     task: TaskSpec,
     tr: TaskRunRecord,
     new_id: Callable[[], str],
+    artifacts: ArtifactStore | None = None,
 ) -> tuple[GateRecord, TaskRunRecord]:
-    """Open the approval request: record the policy, the model digest and the report digest."""
+    """Open the approval request: record the policy, the model digest and the report digest.
+
+    With an artifact store, the report's files are stored there under their digests.
+    """
     policy = task.gate
     if policy is None:  # pragma: no cover - the loader guarantees a policy
         raise SignoffError(f"task {task.name} has no gate policy")
     now = clock.now()
     model_id = model_under_review(store, spec, task, run.id)
     model = store.get_model_version(model_id) if model_id else None
-    report_json, report_digest = write_report(store, run, spec, model, Path(tr.work_dir), now)
+    report_json, report_digest = write_report(
+        store, run, spec, model, Path(tr.work_dir), now, artifacts
+    )
     gate = GateRecord(
         id=new_id(),
         run_id=run.id,

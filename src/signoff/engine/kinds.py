@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from signoff.domain.ports import Clock, EndpointRunner, Store
+from signoff.domain.ports_execution import ArtifactStore
 from signoff.domain.records import GateRecord, RunRecord, TaskRunRecord
 from signoff.domain.specs import FlowSpec, TaskKind, TaskSpec
 from signoff.engine import builtin
@@ -34,6 +35,7 @@ class KindContext:
     task: TaskSpec
     task_run: TaskRunRecord
     new_id: Callable[[], str]
+    artifacts: ArtifactStore | None = None  # where the review report is stored as well
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +63,7 @@ def _deploy(ctx: KindContext) -> dict[str, Any]:
 
 def _open_gate(ctx: KindContext) -> tuple[GateRecord, TaskRunRecord]:
     return builtin.open_gate(
-        ctx.store, ctx.clock, ctx.run, ctx.spec, ctx.task, ctx.task_run, ctx.new_id
+        ctx.store, ctx.clock, ctx.run, ctx.spec, ctx.task, ctx.task_run, ctx.new_id, ctx.artifacts
     )
 
 

@@ -1,6 +1,7 @@
 """A task run's working folder as the driver sees it: the code snapshot, outputs, the log.
 
-The run's code is copied once (``snapshot_code``). The executor builds each task run's
+The run's code is copied once (``snapshot_code``) and stored as a folder in the artifact
+store (``store_snapshot``). The executor builds each task run's
 folder (links to the code and to its upstreams' ``output/`` folders, ``output/``:
 ``signoff.executors.materialise``); the driver finds an upstream's output (``output_of``),
 the inputs of an in-process task (``input_map``) and a log's last lines (``log_tail``).
@@ -13,6 +14,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
+from signoff.domain.ports_execution import ArtifactStore
 from signoff.domain.records import TaskRunRecord
 from signoff.domain.specs import TaskSpec
 from signoff.errors import SignoffError
@@ -24,6 +26,7 @@ __all__ = [
     "log_tail",
     "output_of",
     "snapshot_code",
+    "store_snapshot",
 ]
 
 _CODE_SKIP = {".git", ".signoff", "__pycache__", ".venv", "node_modules", ".mypy_cache"}
@@ -82,3 +85,12 @@ def log_tail(work: Path, lines: int = 3) -> str:
         return ""
     text = log.read_text(errors="replace").strip().splitlines()
     return " | ".join(line.strip() for line in text[-lines:])
+
+
+def store_snapshot(code_dir: Path, artifacts: ArtifactStore) -> str:
+    """Store the run's code snapshot as a folder in the artifact store; its manifest digest.
+
+    A worker on another machine rebuilds the snapshot from that digest alone, and the run's
+    facts name it (``code_tree``) so a reproduction can fetch the code as it was.
+    """
+    return artifacts.put_tree(code_dir)

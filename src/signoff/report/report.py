@@ -20,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from signoff.domain.ports import ModelStore
+from signoff.domain.ports_execution import ArtifactStore
 from signoff.domain.records import ModelVersionRecord, RunRecord
 from signoff.domain.specs import FlowSpec
 from signoff.report.figures import figures_section
@@ -198,15 +199,25 @@ def write_report(
     model: ModelVersionRecord | None,
     folder: Path,
     now: float,
+    artifacts: ArtifactStore | None = None,
 ) -> tuple[Path, str]:
-    """Write report.json and report.html into ``folder``; return the JSON path and its digest."""
+    """Write report.json and report.html into ``folder``; return the JSON path and its digest.
+
+    With an artifact store, both files are stored there too: the digest the gate records
+    is then the store's address of report.json (an approver on another machine reads it).
+    """
     report = _finite(build_report(store, run, spec, model, now))
     folder.mkdir(parents=True, exist_ok=True)
     body = (json.dumps(report, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+    html = render_html(report).encode()
     path = folder / "report.json"
     path.write_bytes(body)
-    (folder / "report.html").write_text(render_html(report), encoding="utf-8")
-    return path, hashlib.sha256(body).hexdigest()
+    (folder / "report.html").write_bytes(html)
+    digest = hashlib.sha256(body).hexdigest()
+    if artifacts is not None:  # content-addressed: report.json is stored under ``digest``
+        artifacts.put_bytes(body)
+        artifacts.put_bytes(html)
+    return path, digest
 
 
 def read_report(path: Path) -> tuple[dict[str, Any], str]:

@@ -4,9 +4,10 @@ As root, a network namespace with only ``lo`` keeps every packet of Ray on 127.0
 replaces 127.0.0.1 by the host's address otherwise) and lets two nodes share one machine: a
 head (2 CPUs, no GPU) and a worker node declaring one logical GPU and a ``gpu_pool``
 resource. Each node has its own working-folder root (``SIGNOFF_RAY_NODE_ROOT``), and the
-artifact store is a third folder, so whatever reaches a task from another task came through
-the store. Every client (``signoff run``, ``signoff worker``, a check script) runs inside the
-namespace; the test process stays outside and reads the SQLite store file directly.
+artifact store is a bucket on moto's S3 server started in the same namespace, so whatever
+reaches a task from another task came through S3. Every client (``signoff run``,
+``signoff worker``, a check script) runs inside the namespace; the test process stays
+outside and reads the SQLite store file directly.
 
 Teardown stops exactly the processes inside the namespace (``ip netns pids``), never
 ``ray stop`` (which stops every Ray process of the machine), then deletes the namespace.
@@ -30,6 +31,8 @@ from pathlib import Path
 
 import pytest
 
+from s3_server import S3Endpoint
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 START_DEADLINE = 120.0
@@ -44,7 +47,7 @@ class RayCluster:
     root: Path
     head_root: Path
     gpu_root: Path
-    artifacts: Path
+    artifacts: str  # the artifact store's URL: a bucket on the S3 server in the namespace
     env: dict[str, str] = field(default_factory=dict)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -122,6 +125,21 @@ def _stop_namespace(namespace: str, procs: list[subprocess.Popen[bytes]]) -> Non
     )
 
 
+S3_BUCKET = "signoff-ray"
+
+
+def _make_bucket(cluster: RayCluster) -> None:
+    code = f"import boto3; boto3.client('s3').create_bucket(Bucket='{S3_BUCKET}')"
+    deadline = time.monotonic() + START_DEADLINE
+    while True:
+        done = cluster.run([sys.executable, "-c", code], timeout=60)
+        if done.returncode == 0:
+            return
+        if time.monotonic() > deadline or cluster.procs[0].poll() is not None:
+            raise AssertionError(f"the S3 server did not come up: {done.stderr[-2000:]}")
+        time.sleep(0.5)
+
+
 def _wait_for_nodes(cluster: RayCluster, count: int) -> None:
     code = (
         "import ray, json; ray.init(address='auto', logging_level='ERROR');"
@@ -157,8 +175,9 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
         root=root,
         head_root=root / "node-head",
         gpu_root=root / "node-gpu",
-        artifacts=root / "artifacts",
+        artifacts=f"s3://{S3_BUCKET}/artifacts",
     )
+    s3 = S3Endpoint(f"http://127.0.0.1:{port + 1}", S3_BUCKET)
     cluster.env = {
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "HOME": str(home),
@@ -169,7 +188,8 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
         "LANG": "C.UTF-8",
         "SIGNOFF_EXECUTOR": "ray",
         "SIGNOFF_RAY_ADDRESS": cluster.address,
-        "SIGNOFF_ARTIFACTS_URL": str(cluster.artifacts),
+        "SIGNOFF_ARTIFACTS_URL": cluster.artifacts,
+        **s3.env,
     }
     # Token authentication is on in Ray 2.60: one token in HOME serves every node and client.
     subprocess.run(
@@ -182,6 +202,11 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
     _ip("netns", "add", namespace)
     try:
         _ip("netns", "exec", namespace, "ip", "link", "set", "lo", "up")
+        # S3 (moto's server) inside the namespace: the nodes and the clients all reach it
+        cluster.start(
+            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port + 1)], root / "s3.log"
+        )
+        _make_bucket(cluster)
         ray = str(BIN / "ray")
         common = ["--node-ip-address", "127.0.0.1", "--disable-usage-stats", "--block"]
         cluster.start(

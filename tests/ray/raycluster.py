@@ -24,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -169,6 +170,10 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
     port = random.randint(20000, 40000)
     home = root / "home"
     home.mkdir()
+    # Ray's own folder (sessions, sockets, the "current cluster" file that a plain
+    # `ray.init()` of any process on the machine would read), kept apart and short (socket
+    # paths have a length limit).
+    ray_tmp = Path(tempfile.mkdtemp(prefix="signoff-ray-"))
     cluster = RayCluster(
         namespace=namespace,
         address=f"127.0.0.1:{port}",
@@ -184,6 +189,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
         "PYTHONPATH": str(REPO / "src"),
         "RAY_AUTH_MODE": "token",
         "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_TMPDIR": str(ray_tmp),
         "RAY_ADDRESS": cluster.address,
         "LANG": "C.UTF-8",
         "SIGNOFF_EXECUTOR": "ray",
@@ -211,7 +217,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
         common = ["--node-ip-address", "127.0.0.1", "--disable-usage-stats", "--block"]
         cluster.start(
             [ray, "start", "--head", "--port", str(port), "--num-cpus", "2", "--num-gpus", "0",
-             "--node-name", "head", "--include-dashboard", "true",
+             "--node-name", "head", "--include-dashboard", "true", "--temp-dir", str(ray_tmp),
              "--dashboard-host", "127.0.0.1", *common],
             root / "head.log",
             SIGNOFF_RAY_NODE_ROOT=str(cluster.head_root),
@@ -227,3 +233,4 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
         yield cluster
     finally:
         _stop_namespace(namespace, cluster.procs)
+        shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -395,3 +395,149 @@ def test_a_call_task_runs_on_a_node_with_its_inputs_fetched(home: Home) -> None:
     assert summary.startswith("ray: rows: 3")
     metrics = home.store.list_metrics([summarise.id])
     assert [(m.key, m.value) for m in metrics] == [("rows", 3.0)]
+
+
+POOLED = """\
+import sys
+from signoff.bootstrap import Settings, build_app
+from signoff.domain.specs import FlowSpec, Resources, TaskKind, TaskSpec
+
+pooled = TaskSpec(
+    name="pooled",
+    kind=TaskKind.EXEC,
+    command="pwd > output/where.txt",
+    resources=Resources(cpu=0.5, custom=(("gpu_pool", 1.0),)),
+)
+app = build_app(Settings())
+run = app.engine.start_run(FlowSpec(name="pooled", tasks=(pooled,)), base_dir=None, started_by="t")
+print(app.engine.drive(run.id).state.value)
+"""
+
+
+def test_a_custom_resource_takes_the_task_to_the_node_that_declares_it(
+    home: Home, ray_cluster: RayCluster
+) -> None:
+    script = home.write("pooled.py", POOLED)
+    done = ray_cluster.run([sys.executable, str(script)], **home.env())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "succeeded"
+    run = home.the_run()
+    pooled = home.task_runs(run.id)["pooled"]
+    where = (Path(pooled.work_dir) / "output" / "where.txt").read_text()
+    assert where.startswith(str(ray_cluster.gpu_root))
+
+
+LOST = """\
+flow: lost
+params:
+  - key: pidfile
+    values: /nowhere
+tasks:
+  - title: big
+    command: python long.py {{ pidfile }} 120
+    resources: {cpu: 3}
+    retries: 1
+"""
+
+
+def _processes_with(variable: str) -> list[int]:
+    """Processes whose environment holds ``variable`` (``NAME=value``): one node's."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if variable.encode() in (proc / "environ").read_bytes().split(b"\0"):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.timeout(300)
+def test_a_node_lost_mid_task_fails_the_attempt_and_the_retry_policy_applies(
+    home: Home, ray_cluster: RayCluster
+) -> None:
+    # A third node, the only one with 3 CPUs, killed (every process of it) while it runs a task.
+    doomed_root = home.root / "node-doomed"
+    node = ray_cluster.start(
+        [str(Path(sys.executable).parent / "ray"), "start", "--address", ray_cluster.address,
+         "--num-cpus", "3", "--num-gpus", "0", "--node-name", "doomed",
+         "--node-ip-address", "127.0.0.1", "--disable-usage-stats", "--block"],
+        home.root / "doomed.log",
+        SIGNOFF_RAY_NODE_ROOT=str(doomed_root),
+    )  # fmt: skip
+    count = "import ray; ray.init(address='auto', logging_level='ERROR'); print(len([n for n in ray.nodes() if n['Alive']]))"  # noqa: E501
+    wait_for("the third node", lambda: ray_cluster.python(count).split()[-1] == "3", timeout=120)
+    home.write("long.py", LONG)
+    flow = home.write("flow.yaml", LOST)
+    pidfile = home.root / "big.pid"
+    driver = home.start(
+        "run", str(flow), "-p", f"pidfile={pidfile}", SIGNOFF_RAY_PLACEMENT_TIMEOUT="3"
+    )
+    pid = int(wait_for("the command", lambda: pidfile.is_file() and pidfile.read_text().split())[0])
+    marked = f"SIGNOFF_RAY_NODE_ROOT={doomed_root}"
+    assert pid in _processes_with(marked)
+    for p in _processes_with(marked):
+        os.kill(p, signal.SIGKILL)
+    node.wait(timeout=30)
+    assert driver.wait(timeout=200) == 1  # the run failed
+    run = home.the_run()
+    assert run.state is RunState.FAILED
+    reasons = [t.reason or "" for t in home.store.list_transitions(run.id)]
+    lost = [r for r in reasons if "lost on Ray" in r]
+    assert lost, reasons
+    assert "retry 1 of 1" in lost[0]
+    # the retry found no node with 3 CPUs any more: it failed after the placement timeout
+    assert any("no Ray node could place it within 3s" in r for r in reasons), reasons
+
+
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE = REPO / "examples" / "recsys" / "flow.yaml"
+SMALL = ["--param", "n_users=300", "--param", "n_items=80"]
+
+FINISHED = """\
+import json, ray
+from ray.util import state
+ray.init(address="auto", logging_level="ERROR")
+rows = state.list_tasks(filters=[("state", "=", "FINISHED")], limit=10000,
+                        raise_on_missing_output=False)
+print(json.dumps(sorted({r["name"] for r in rows})))
+"""
+
+PREDICT = """\
+import json, sys, httpx
+row = {"user_age": 2, "user_activity": 0.5, "user_history_size": 10, "item_popularity": 0.3,
+       "item_price_tier": 1, "item_freshness": 0.4, "same_category": 1,
+       "user_item_affinity": 0.6}
+answer = httpx.post(sys.argv[1] + "/predict", json={"rows": [row, row]}, timeout=10)
+print(json.dumps({"status": answer.status_code, "body": answer.json()}))
+"""
+
+
+@pytest.mark.timeout(600)
+def test_the_reference_example_end_to_end_on_ray_and_s3(
+    home: Home, ray_cluster: RayCluster
+) -> None:
+    started = json.loads(home.signoff("run", str(REFERENCE), *SMALL, "--json", timeout=500))
+    run_id = started["run_id"]
+    assert started["state"] == "waiting_for_approval"
+    # every command task run was a Ray task (named after it) and finished there
+    names = json.loads(ray_cluster.python(FINISHED).splitlines()[-1])
+    for tr in home.store.list_task_runs(run_id):
+        if tr.kind.runs_command:
+            assert f"signoff {tr.task_name} {tr.id[:8]}" in names, tr.label
+            assert (Path(tr.work_dir) / "stdout.log").stat().st_size > 0, tr.label
+    try:
+        approved = json.loads(
+            home.signoff("approve", run_id, "--as", "alice", "--comment", "ok", "--json")
+        )
+        assert approved["state"] == "succeeded"
+        url = approved["deployments"][0]["url"]
+        script = home.write("predict.py", PREDICT)
+        done = ray_cluster.run([sys.executable, str(script), url])  # the endpoint is in there
+        assert done.returncode == 0, done.stderr
+        answer = json.loads(done.stdout.splitlines()[-1])
+        assert answer["status"] == 200
+        assert len(answer["body"]["predictions"]) == 2
+    finally:
+        ray_cluster.run([*SIGNOFF, "endpoints", "stop", "recsys"], **home.env())

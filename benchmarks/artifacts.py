@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/artifacts.py [--files 100] [--file-kib 256] [--big 2]
                                              [--big-mib 16] [--repeat 5] [--json]
 
-A moto S3 server is started on 127.0.0.1 for the run. One folder (default 100 files of
-256 KiB and 2 of 16 MiB, random bytes) is
-(a) uploaded by ``FsspecArtifactStore.put_tree`` (hash every file, ask which digests the
-    store lacks, send those, then the manifest) against one s3fs ``put`` of the same files;
+A moto S3 server is started on 127.0.0.1 for the run, in a process of its own (as a real
+server would be: it does not share this process's interpreter lock). One folder (default
+100 files of 256 KiB and 2 of 16 MiB, random bytes) is
+(a) uploaded by ``FsspecArtifactStore.put_tree`` (hash every file, send those the store
+    lacks, then the manifest) against one s3fs ``put`` of the same files;
 (b) downloaded by ``fetch_tree`` (read the manifest, fetch to temporary names, check every
     digest, rename) against one s3fs ``get`` of the same objects.
 Each side starts cold (a new prefix, a new store object: no digest known in-process) and
@@ -30,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from s3_server import S3Endpoint, s3_server
+from s3_server import S3Endpoint, s3_server_process
 from signoff.artifacts.remote import FsspecArtifactStore
 
 TARGET = 1.2
@@ -103,7 +104,10 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--dir", default=None, help="where the folders go (default: temp)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir=args.dir, prefix=".bench-") as tmp, s3_server() as s3:
+    with (
+        tempfile.TemporaryDirectory(dir=args.dir, prefix=".bench-") as tmp,
+        s3_server_process() as s3,
+    ):
         base = Path(tmp)
         source = base / "source"
         paths = make_folder(source, args.files, args.file_kib, args.big, args.big_mib)

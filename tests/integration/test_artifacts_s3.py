@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from s3_server import S3Endpoint, free_port, s3_server
+from s3_server import S3Endpoint, free_port, s3_server, s3_server_process
 from signoff.artifacts import open_artifact_store
 from signoff.artifacts._tree import manifest_bytes
 from signoff.artifacts.remote import FsspecArtifactStore, ObjectStoreError
@@ -248,3 +248,11 @@ def test_without_s3fs_the_error_says_what_to_install(s3: S3Endpoint, tmp_path: P
     assert len(lines) == 1, proc.stdout
     assert "pip install 'signoff[s3]'" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_the_server_runs_as_a_process_of_its_own(tmp_path: Path) -> None:
+    """What a network namespace or another node starts: the same server, as a process."""
+    with s3_server_process() as endpoint:
+        store = FsspecArtifactStore(f"s3://{endpoint.bucket}/p", endpoint.storage_options())
+        digest = store.put_bytes(b"over there")
+        assert _keys(endpoint, "p") == {f"p/{digest[:2]}/{digest}": b"over there"}

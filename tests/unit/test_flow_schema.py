@@ -154,6 +154,7 @@ def test_schema_keys_are_the_loader_keys(schema: dict[str, Any]) -> None:
     assert {"retries", "retry_delay", "timeout", "cache", "output_dir", "input"} <= task
     assert {"requirements", "computes", "kind", "file_name", "top", "left"} <= task
     assert "call" in task  # a Python callable run in-process
+    assert "executor" in task  # local or ray, per task
     flow = set(schema["properties"])
     assert flow == {
         "flow",
@@ -167,6 +168,7 @@ def test_schema_keys_are_the_loader_keys(schema: dict[str, Any]) -> None:
         "schedule",
         "recurring",
         "params",
+        "executor",
         "tasks",
         "relations",
         "triggers",

@@ -239,8 +239,9 @@ def test_unknown_top_level_key_lists_allowed_keys() -> None:
     [issue] = errors_of("flow: f\nzzz: 1\ntasks:\n  - title: t\n    command: c\n")
     assert (issue.line, issue.column, issue.field) == (2, 1, "zzz")
     assert issue.message == (
-        "unknown key 'zzz' (allowed: author, author_email, description, flow, long_description, "
-        "params, recurring, relations, schedule, tags, tasks, title, triggers, version)"
+        "unknown key 'zzz' (allowed: author, author_email, description, executor, flow, "
+        "long_description, params, recurring, relations, schedule, tags, tasks, title, "
+        "triggers, version)"
     )
 
 

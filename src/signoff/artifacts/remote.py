@@ -61,6 +61,13 @@ class FsspecArtifactStore:
         self._known: set[str] = set()
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (sent to another process or node): the URL and options, not the client."""
+        return {"url": self.url, "options": self._options}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["url"], state["options"])  # type: ignore[misc]
+
     # ------------------------------------------------------------------ the file system
     @property
     def fs(self) -> Any:
@@ -94,8 +101,12 @@ class FsspecArtifactStore:
         return self._root
 
     def _check_bucket(self, fs: Any, bucket: str) -> None:
+        """A missing bucket is named at once; a refused look-up is not fatal (a policy may
+        allow objects under a prefix and not the bucket itself): the first transfer tells."""
         try:
             fs.info(bucket)
+        except PermissionError:
+            return
         except FileNotFoundError:
             raise ObjectStoreError(
                 f"artifact store {self.url}: bucket {bucket!r} does not exist "
@@ -160,41 +171,57 @@ class FsspecArtifactStore:
 
     def _put_files(self, files: dict[str, Path]) -> dict[str, str]:
         """Hash every file here, send those the store lacks (concurrently), once per digest."""
+        if files and self.protocol in _S3:
+            return self._put_files_s3(files)
         digests: dict[str, str] = {}
         self._each(lambda rel: digests.__setitem__(rel, file_sha256(files[rel])), list(files))
         first: dict[str, Path] = {}
         for rel, digest in digests.items():
             first.setdefault(digest, files[rel])
-        with self._lock:
-            unknown = {d: path for d, path in first.items() if d not in self._known}
-        if unknown and self.protocol in _S3:
-            self._send_s3(unknown)
-        elif unknown:
-            missing = self._missing(list(unknown))
-            if missing:
-                self._upload([(unknown[d], d) for d in missing])
+        missing = self._missing(list(first))
+        if missing:
+            self._upload([(first[d], d) for d in missing])
         return {rel: digests[rel] for rel in files}
 
-    def _send_s3(self, wanted: dict[str, Path]) -> None:
-        """S3: ask about large files first; send the rest as create-only PUTs, all at once.
+    def _put_files_s3(self, files: dict[str, Path]) -> dict[str, str]:
+        """S3: each file is hashed and sent as soon as it is read, all files at once.
 
-        A small file costs one request either way, so it is sent without asking: a PUT with
-        ``If-None-Match: *`` never replaces what the store holds (a server that ignores the
-        condition rewrites the same bytes under the same digest, which changes nothing).
+        A large file (1 MiB or more) is looked up first and not sent when the store holds
+        it. A small one costs one request either way, so it is sent without asking: a PUT
+        with ``If-None-Match: *`` never replaces what the store holds (a server that ignores
+        the condition rewrites the same bytes under the same digest, which changes nothing).
         """
         fs = self.fs
-        large = [d for d, path in wanted.items() if path.stat().st_size >= _ASK_FIRST_BYTES]
-        found = self._gather([fs._exists(self._key(d)) for d in large], "looking up")
-        held = {d for d, hit in zip(large, found, strict=True) if hit is True}
-        send = [d for d in wanted if d not in held]
-        coros = [fs._put_file(str(wanted[d]), self._key(d), mode="create") for d in send]
-        self._gather(coros, "uploading", exists_ok=True)
-        for digest in wanted:
-            self._remember(digest)
+        asyncio = importlib.import_module("asyncio")
+        sending: dict[str, Any] = {}  # digest -> the task sending it (one per digest)
 
-    def _gather(self, coros: list[Any], what: str, *, exists_ok: bool = False) -> list[Any]:
+        async def send(path: Path, digest: str) -> None:
+            key = self._key(digest)
+            if path.stat().st_size >= _ASK_FIRST_BYTES and await fs._exists(key):
+                return
+            with contextlib.suppress(FileExistsError):  # held already: nothing replaced
+                await fs._put_file(str(path), key, mode="create")
+
+        async def one(rel: str, path: Path) -> tuple[str, str]:
+            loop = asyncio.get_running_loop()
+            digest: str = await loop.run_in_executor(None, file_sha256, path)
+            if not self._is_known(digest):
+                if digest not in sending:
+                    sending[digest] = asyncio.ensure_future(send(path, digest))
+                await sending[digest]
+                self._remember(digest)
+            return rel, digest
+
+        done = self._gather([one(rel, path) for rel, path in files.items()], "uploading")
+        return dict(done)
+
+    def _is_known(self, digest: str) -> bool:
+        with self._lock:
+            return digest in self._known
+
+    def _gather(self, coros: list[Any], what: str) -> list[Any]:
         """Run an async file system's calls concurrently (its batch size); raise the first
-        failure as one clear line (an object that exists already is no failure if allowed)."""
+        failure (ours as they are, the client's as one clear line)."""
         if not coros:
             return []
         asyn = importlib.import_module("fsspec.asyn")
@@ -203,8 +230,8 @@ class FsspecArtifactStore:
                 self.fs.loop, asyn._run_coros_in_chunks, coros, return_exceptions=True
             )
         for result in results:
-            if isinstance(result, FileExistsError) and exists_ok:
-                continue
+            if isinstance(result, SignoffError):
+                raise result
             if isinstance(result, BaseException):
                 raise ObjectStoreError(_reason(self.url, f"{what} {len(coros)} file(s)", result))
         return results
@@ -272,11 +299,6 @@ class FsspecArtifactStore:
             except FileNotFoundError:
                 raise NotFoundError(f"no artifact {digest[:12]}… in {self.url}") from None
 
-    def _holds(self, key: str) -> bool:
-        with self._guard("looking up an artifact"):
-            self.fs.invalidate_cache(key)
-            return bool(self.fs.exists(key))
-
     def fetch(self, digest: str, folder: Path, name: str | None = None) -> Path:
         """Download to a temporary name, check the digest, rename; a changed object raises."""
         target = folder / (name or digest)
@@ -310,11 +332,10 @@ class FsspecArtifactStore:
         for digest, target in wanted:
             first.setdefault(digest, target)
         partials = {d: t.with_name(f".{t.name}.{tag}.partial") for d, t in first.items()}
-        for partial in partials.values():
-            partial.parent.mkdir(parents=True, exist_ok=True)
+        for folder in {target.parent for _, target in wanted}:
+            folder.mkdir(parents=True, exist_ok=True)
         try:
             self._get(list(partials.items()))
-            self._each(_check_digest, list(partials.items()))  # hashing releases the GIL
             for digest, target in wanted:  # the same content under another name: a local copy
                 if target != first[digest]:
                     copy = target.with_name(f".{target.name}.{tag}.copy")
@@ -327,19 +348,33 @@ class FsspecArtifactStore:
                 partial.unlink(missing_ok=True)
 
     def _get(self, pairs: list[tuple[str, Path]]) -> None:
-        keys = [self._key(digest) for digest, _ in pairs]
-        try:
-            with self._guard(f"downloading {len(keys)} file(s)"):
-                if self._batch():
-                    self.fs.get(keys, [str(p) for _, p in pairs])
-                else:
-                    jobs = list(zip(keys, [p for _, p in pairs], strict=True))
-                    self._each(lambda job: self.fs.get_file(job[0], str(job[1])), jobs)
-        except ObjectStoreError:
-            for key, (digest, _) in zip(keys, pairs, strict=True):
-                if not self._holds(key):
+        """Download each (digest, temporary path) and check it; each file is hashed as soon
+        as it has arrived, while the others are still coming."""
+        if self._batch():
+            fs, url = self.fs, self.url
+            asyncio = importlib.import_module("asyncio")
+
+            async def one(key: str, digest: str, partial: Path) -> None:
+                try:
+                    await fs._get_file(key, str(partial))
+                except FileNotFoundError:
+                    raise NotFoundError(f"no artifact {digest[:12]}… in {url}") from None
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, _check_digest, (digest, partial))
+
+            self._gather([one(self._key(d), d, p) for d, p in pairs], "downloading")
+            return
+
+        def get(pair: tuple[str, Path]) -> None:
+            digest, partial = pair
+            with self._guard(f"downloading {digest[:12]}…"):
+                try:
+                    self.fs.get_file(self._key(digest), str(partial))
+                except FileNotFoundError:
                     raise NotFoundError(f"no artifact {digest[:12]}… in {self.url}") from None
-            raise
+            _check_digest(pair)
+
+        self._each(get, pairs)
 
 
 def _check_digest(item: tuple[str, Path]) -> None:

@@ -123,6 +123,10 @@ class GateStore(Protocol):
         audit: Sequence[AuditEvent] = (),
     ) -> TaskRunRecord: ...
     def waiting_gates(self) -> list[GateRecord]: ...
+    def runs_with_decided_gates(self) -> list[str]:
+        """Runs waiting at a gate that also have a gate already decided (several gates)."""
+        ...
+
     def close_gate(
         self,
         task_run: TaskRunRecord,

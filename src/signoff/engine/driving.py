@@ -15,6 +15,8 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from signoff.domain.planning import plan_run
+from signoff.domain.records import RunRecord
 from signoff.domain.states import RunState
 from signoff.engine.engine import Engine
 from signoff.engine.lease import RunBusyError
@@ -57,10 +59,11 @@ class RunDriver:
         store = self.engine.store
         now = self.engine.clock.now()
         open_gates = {gate.run_id for gate in store.waiting_gates()}
+        partly_decided = set(store.runs_with_decided_gates()) & open_gates
         scheduled: list[str] = []
         for run in store.list_runs(limit=_SCAN_LIMIT):
             if run.state is RunState.WAITING_FOR_APPROVAL:
-                if run.id in open_gates:
+                if run.id in open_gates and not (run.id in partly_decided and self._can_move(run)):
                     continue  # waiting costs nothing: only a decision moves it
             elif run.state not in (RunState.QUEUED, RunState.RUNNING):
                 continue
@@ -70,6 +73,12 @@ class RunDriver:
             if self.schedule(run.id):
                 scheduled.append(run.id)
         return scheduled
+
+    def _can_move(self, run: RunRecord) -> bool:
+        """Whether a run with one gate decided and another open has tasks to start or skip."""
+        store = self.engine.store
+        plan = plan_run(store.get_flow(run.flow_hash), store.list_task_runs(run.id))
+        return bool(plan.ready or plan.skip)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until no run is being driven here; False when ``timeout`` passed first."""

@@ -265,7 +265,10 @@ class _Drive:
         run = self.run
         if run.state is RunState.WAITING_FOR_APPROVAL:
             if any(tr.state is _T.WAITING_FOR_APPROVAL for tr in self.trs.values()):
-                return run
+                # another gate is open: move only if a decided one let tasks become ready
+                ready, skip = evaluate_tasks(self.spec, self.by_task, self.dirty, self.upstreams)
+                if not (ready or skip):
+                    return run
             run = self.engine.move_run(run, RunState.RUNNING, "gate decided")
         elif run.state is RunState.QUEUED:
             run = self.engine.move_run(run, RunState.RUNNING, "started")
@@ -491,10 +494,13 @@ class _Drive:
         # the compare-and-set below fail, and the store's version wins.
         tr = self.trs[outcome.task_run_id]
         now = self._now()
+        ran_on = {"executor": outcome.executor, "node": outcome.node}
+        ran_on = {key: value for key, value in ran_on.items() if value}
         if outcome.error is not None or outcome.exit_code != 0:
             why = outcome.error or f"exit code {outcome.exit_code}"
             tail = log_tail(Path(tr.work_dir))
-            self._failed(tr, why + (f": {tail}" if tail and outcome.error is None else ""))
+            why += f": {tail}" if tail and outcome.error is None else ""
+            self._failed(tr, why, result={**tr.result, **ran_on})
             return
         try:
             outputs = read_outputs(
@@ -508,14 +514,15 @@ class _Drive:
                 tr,
                 _T.SUCCEEDED,
                 None,
-                changes={"ended_at": now, "exit_code": 0},
+                changes={"ended_at": now, "exit_code": 0, "result": {**tr.result, **ran_on}},
                 outputs=outputs,
             )
         except ConflictError:
             self._index(self.store.get_task_run(tr.id))
 
-    def _failed(self, tr: TaskRunRecord, why: str) -> None:
+    def _failed(self, tr: TaskRunRecord, why: str, result: dict[str, Any] | None = None) -> None:
         task = self.tasks[tr.task_name]
+        noted: dict[str, Any] = {} if result is None else {"result": result}
         lost = int(tr.result.get("lost", 0))
         tries_used = tr.attempt - lost
         delay = retry_delay(tries_used, RetryPolicy(task.retries, task.retry_delay))
@@ -526,11 +533,11 @@ class _Drive:
                     _T.QUEUED,
                     f"attempt {tr.attempt} failed ({why}); retry {tries_used} of {task.retries}"
                     + (f" in {delay:g}s" if delay else ""),
-                    changes={"not_before": self._now() + delay, "exit_code": None},
+                    changes={"not_before": self._now() + delay, "exit_code": None, **noted},
                 )
                 self.delayed.add(tr.id)
             else:
-                self._move(tr, _T.FAILED, why, changes={"ended_at": self._now()})
+                self._move(tr, _T.FAILED, why, changes={"ended_at": self._now(), **noted})
         except ConflictError:
             self._index(self.store.get_task_run(tr.id))
 

@@ -84,6 +84,8 @@ def task_execution(
         cpu=task.resources.cpu,
         gpu=task.resources.gpu,
         memory_mb=task.resources.memory_mb,
+        custom=task.resources.custom,
+        executor=task.resources.executor,
         timeout=task.timeout,
         call=task.call,
         params=rendered.params,

@@ -10,6 +10,7 @@ only when a task asks for it.
 from __future__ import annotations
 
 import dataclasses
+import platform
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -93,7 +94,7 @@ class RoutingExecutor:
         with self._lock:
             for outcome in outcomes:
                 self._owner.pop(outcome.task_run_id, None)
-        return [o if o.executor else _named(o, name) for o in outcomes]
+        return [_named(o, o.executor or name) for o in outcomes]
 
     def cancel(self, task_run_id: str) -> None:
         with self._lock:
@@ -110,4 +111,5 @@ class RoutingExecutor:
 
 
 def _named(outcome: TaskOutcome, name: str) -> TaskOutcome:
-    return dataclasses.replace(outcome, executor=name)
+    node = outcome.node or (platform.node() if name == "local" else None)
+    return dataclasses.replace(outcome, executor=name, node=node)

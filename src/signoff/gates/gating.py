@@ -64,8 +64,8 @@ class GateService:
 
     def _supersede_older(self, gate: GateRecord, run: RunRecord) -> None:
         for older in self.store.waiting_gates():
-            if older.id == gate.id or older.opened_at > gate.opened_at:
-                continue
+            if older.run_id == gate.run_id or older.opened_at > gate.opened_at:
+                continue  # a run's own other gates are not older runs' gates
             older_run = self.store.get_run(older.run_id)
             if older_run.flow_name != run.flow_name:
                 continue

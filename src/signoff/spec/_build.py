@@ -63,7 +63,7 @@ def build_flow(
     assert name is not None  # checked: a flow without a name is an error
     return FlowSpec(
         name=name,
-        tasks=tuple(_build_task(t, upstream) for t in tasks),
+        tasks=tuple(_build_task(t, upstream, flow.executor) for t in tasks),
         params=tuple(p.to_spec() for p in flow.params or ()),
         schedule=cron,
         description=flow.description,
@@ -73,7 +73,9 @@ def build_flow(
     )
 
 
-def _build_task(task: CheckedTask, upstream: dict[str, list[str]]) -> TaskSpec:
+def _build_task(
+    task: CheckedTask, upstream: dict[str, list[str]], executor: str | None
+) -> TaskSpec:
     model, name, kind = task.model, task.name, task.kind
     # each of these is None only after an error was recorded, and then nothing is built
     assert model is not None
@@ -86,7 +88,7 @@ def _build_task(task: CheckedTask, upstream: dict[str, list[str]]) -> TaskSpec:
         description=model.description,
     )
     if kind.runs_command:
-        return _command_task(base, task, model)
+        return _command_task(base, task, model, executor)
     if kind is TaskKind.SELECT:
         conditions = tuple(c.to_spec() for c in model.conditions or ())
         check = None
@@ -108,14 +110,19 @@ def _build_task(task: CheckedTask, upstream: dict[str, list[str]]) -> TaskSpec:
     return _replace(base, deploy=DeploySpec(endpoint=endpoint, port=model.port, **rollout))
 
 
-def _command_task(base: TaskSpec, task: CheckedTask, model: TaskModel) -> TaskSpec:
+def _command_task(
+    base: TaskSpec, task: CheckedTask, model: TaskModel, executor: str | None
+) -> TaskSpec:
     requested = model.resources or model.requirements
+    resources = requested.to_spec() if requested else Resources()
+    if model.computes and not resources.custom:  # cnvrg: the first compute template asked
+        resources = _replace(resources, custom=((model.computes[0], 1.0),))
     return _replace(
         base,
         command=task.command,
         call=model.call,
         params=task.params,
-        resources=requested.to_spec() if requested else Resources(),
+        resources=_replace(resources, executor=model.executor or executor),
         env=model.env,
         retries=model.retries or 0,
         retry_delay=model.retry_delay or 0.0,

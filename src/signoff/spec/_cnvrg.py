@@ -49,7 +49,9 @@ _REASONS: Mapping[str, str] = {
     "library_version": _NOT_FETCHED,
     "git_branch": _NOT_CHECKED_OUT,
     "git_commit": _NOT_CHECKED_OUT,
-    "computes": "compute templates cannot be mapped; give 'resources' (cpu, gpu, memory) instead",
+    "computes": "the first compute template is asked of a Ray cluster as a custom resource of "
+    "that name (declare it with `ray start --resources`); the local executor does not wait "
+    "for custom resources; 'resources' (cpu, gpu, memory) is what both executors act on",
     **dict.fromkeys(CNVRG_DEPLOY_KEYS, _SERVED),
 }
 _WEBSERVICE = "webservice"

@@ -71,6 +71,10 @@ _DESCRIPTIONS: dict[str, dict[str, str]] = {
             "(a path whose contents changed), webhook."
         ),
         "params": "Flow-level params, one value each, usable in every command.",
+        "executor": (
+            "Where the flow's task runs run: 'local' processes or a 'ray' cluster; default "
+            "SIGNOFF_EXECUTOR. A task's own 'executor' wins."
+        ),
         "tasks": "The tasks, in order.",
         "relations": "Edges between tasks; 'depends_on' on a task is the short form.",
     },
@@ -89,7 +93,8 @@ _DESCRIPTIONS: dict[str, dict[str, str]] = {
             "command, its params passed as keyword arguments."
         ),
         "params": "[{key, values}]: several values make a grid, one task run per combination.",
-        "resources": "What one task run needs: cpu, gpu, memory.",
+        "resources": "What one task run needs: cpu, gpu, memory, custom.",
+        "executor": "exec/data: 'local' or 'ray' for this task; default: the flow's.",
         "requirements": "cnvrg's form of 'resources' (memory in GB).",
         "env": "Extra environment variables of the command.",
         "retries": "How many times a failed task run is tried again (default 0).",
@@ -106,7 +111,10 @@ _DESCRIPTIONS: dict[str, dict[str, str]] = {
         "library_version": _NOT_ACTED_ON,
         "git_branch": _NOT_ACTED_ON,
         "git_commit": _NOT_ACTED_ON,
-        "computes": _NOT_ACTED_ON + " Use 'resources' instead.",
+        "computes": (
+            "cnvrg compute templates: the first is asked of a Ray cluster as a custom resource "
+            "of that name (a warning); 'resources' is what both executors act on."
+        ),
         "conditions": "select: how to rank candidates; the first ranks, the others break ties.",
         "target": "human_validation: approvers, 'alice,bob' or a list; 'group:NAME' for a group.",
         "quorum": "human_validation: 'any' (default), 'all' or a number of distinct approvers.",
@@ -162,6 +170,10 @@ _DESCRIPTIONS: dict[str, dict[str, str]] = {
         "cpu": "CPU slots (default 1).",
         "gpu": "GPUs (default 0).",
         "memory": "MB as a number, or a size like '4Gi' or '512Mi'.",
+        "custom": (
+            "Custom resources a Ray cluster declares ({gpu_pool: 1}); the local executor "
+            "does not wait for them."
+        ),
     },
     "requirements": {
         "": "cnvrg's requirements, mapped to resources.",

@@ -10,7 +10,7 @@ same models.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -144,15 +144,19 @@ class ParamModel(_Model):
 
 
 class ResourcesModel(_Model):
-    """``resources: {cpu, gpu, memory}`` (a bare memory number is in MB)."""
+    """``resources: {cpu, gpu, memory, custom}`` (a bare memory number is in MB)."""
 
     cpu: float = Field(default=1.0, ge=0)
     gpu: float = Field(default=0.0, ge=0)
     memory: Annotated[int | None, *_schema(v.memory_parser("MB"), _MEMORY)] = None
+    custom: dict[Annotated[str, Field(min_length=1)], Annotated[float, Field(ge=0)]] | None = None
 
     def to_spec(self) -> Resources:
         """The domain resources."""
-        return Resources(cpu=float(self.cpu), gpu=float(self.gpu), memory_mb=self.memory)
+        custom = tuple(sorted((k, float(n)) for k, n in (self.custom or {}).items()))
+        return Resources(
+            cpu=float(self.cpu), gpu=float(self.gpu), memory_mb=self.memory, custom=custom
+        )
 
 
 class RequirementsModel(_Model):
@@ -260,6 +264,7 @@ class TaskModel(_Model):
     params: list[ParamModel] | None = None
     resources: ResourcesModel | None = None
     requirements: RequirementsModel | None = None
+    executor: Literal["local", "ray"] | None = None  # else the flow's, else SIGNOFF_EXECUTOR
     env: Annotated[
         tuple[tuple[str, str], ...],
         *_schema(
@@ -471,6 +476,7 @@ class FlowModel(_Model):
     schedule: Annotated[object, *_schema(v.parse_schedule_value("schedule"), _SCHEDULE)] = None
     recurring: Annotated[object, *_schema(v.parse_schedule_value("recurring"), _SCHEDULE)] = None
     params: list[ParamModel] | None = None
+    executor: Literal["local", "ray"] | None = None  # every task's, unless it names its own
     tasks: list[Any] = Field(min_length=1)
     relations: list[RelationModel] | None = None
     triggers: Annotated[list[Any] | None, *_schema(v.parse_triggers_value, {"type": "array"})] = (
@@ -525,7 +531,7 @@ CALL_EXCLUDED_KEYS = frozenset({"env", "timeout"})
 
 _RUN_KEYS = (
     COMMAND_KEYS
-    | {"call", "retries", "retry_delay", "timeout", "cache", "output_dir"}
+    | {"call", "retries", "retry_delay", "timeout", "cache", "output_dir", "executor"}
     | CNVRG_RUN_KEYS
 )
 KIND_TASK_KEYS: dict[TaskKind, frozenset[str]] = {

@@ -56,6 +56,22 @@ class GatesStore(RunsStore, GovernanceStore):
         )
         return rows.GATE.many(self._all(q))
 
+    def runs_with_decided_gates(self) -> list[str]:
+        """Waiting runs with a gate decided while another is open: the decided one may have
+        let tasks become ready, which only a driver moves."""
+        decided = [
+            s.value for s in (TaskRunState.APPROVED, TaskRunState.REJECTED, TaskRunState.EXPIRED)
+        ]
+        q = (
+            sa.select(t.task_runs.c.run_id)
+            .distinct()
+            .join(t.runs, t.runs.c.id == t.task_runs.c.run_id)
+            .join(t.gates, t.gates.c.task_run_id == t.task_runs.c.id)
+            .where(t.runs.c.state == RunState.WAITING_FOR_APPROVAL.value)
+            .where(t.task_runs.c.state.in_(decided))
+        )
+        return sorted(str(row[0]) for row in self._all(q))
+
     def close_gate(
         self,
         task_run: TaskRunRecord,

@@ -212,6 +212,8 @@ def _task_run(
         ended_at=tr.ended_at,
         duration_seconds=(tr.ended_at or 0.0) - (tr.started_at or 0.0) if ran else None,
         work_dir=tr.work_dir,
+        executor=_text(tr.result.get("executor")),
+        node=_text(tr.result.get("node")),
         outputs=outputs.get(tr.id),
         # the data it read: each upstream output's content fingerprint
         inputs={u.label: outputs[u.id] for u in upstream if u.id in outputs},
@@ -359,3 +361,7 @@ def decision_out(gate: GateRecord, decision: str, result: DecisionResult) -> Dec
         approvals=result.approvals,
         required=result.required,
     )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -187,6 +187,12 @@ class TaskRunOut(View):
     ended_at: float | None
     duration_seconds: float | None
     work_dir: str
+    executor: str | None = Field(
+        default=None, description="which executor ran it (local, ray); null before it ended"
+    )
+    node: str | None = Field(
+        default=None, description="the machine (or Ray node) it ran on; null before it ended"
+    )
     outputs: OutputFingerprint | None = Field(description="null for tasks that run no command")
     inputs: dict[str, OutputFingerprint] = Field(
         description="upstream task label -> the fingerprint of what it produced"

@@ -94,8 +94,6 @@ def task_execution(
         input_refs=_input_refs(task, by_task),
         output_link=task.output_dir,
         fresh=_is_fresh(tr),
-        custom=task.resources.custom,
-        executor=task.resources.executor,
     )
 
 

@@ -165,6 +165,12 @@ def test_gpu_task_lands_on_the_gpu_node_and_its_input_comes_through_the_store(
     assert use["data"] == "rows: 3\n"
     assert not use["input"].startswith(trs["make"].work_dir)
     assert "used rows: 3" in (Path(trs["use"].work_dir) / "stdout.log").read_text()
+    # the run's record names the executor and each node (by name and Ray node id)
+    shown = json.loads(home.signoff("show", run.id, "--json"))
+    ran = {t["task"]: (t["executor"], t["node"]) for t in shown["tasks"]}
+    assert ran["make"][0] == ran["use"][0] == "ray"
+    assert ran["make"][1].startswith("head (ray node ")
+    assert ran["use"][1].startswith("gpu-node (ray node ")
 
 
 LOGS = """\

@@ -40,6 +40,7 @@ from signoff.executors.materialise import local_folder
 __all__ = ["RayExecutor", "ray_missing"]
 
 _NOTE_AFTER = 1.0  # a task not placed after this long gets its "waiting for resources" line
+_RECHECK = 5.0  # a task past its placement timeout on a busy cluster: look again this often
 _CANCEL_GRACE = 5.0  # after a cancel, the node has this long before its worker is killed
 _MB = 2**20
 
@@ -344,7 +345,7 @@ class _Follow:
                 noted = True
             if now >= deadline:
                 if _placeable(_asks(self.execution)):  # busy, not impossible: keep waiting
-                    deadline = float("inf")
+                    deadline = now + _RECHECK  # (a node may leave the cluster meanwhile)
                     continue
                 ray.cancel(self.ref, force=True)
                 self.cancelled = True

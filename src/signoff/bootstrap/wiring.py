@@ -29,6 +29,7 @@ from signoff.domain.ports import Executor, Notifier, Store
 from signoff.endpoints.local import LocalEndpointRunner
 from signoff.engine import Engine, EngineObserver
 from signoff.engine.engine import new_id
+from signoff.errors import ExecutionError
 from signoff.executors.admission import ResourcePool
 from signoff.executors.gpus import discover_gpus
 from signoff.executors.local import LocalExecutor, machine_pool, stop_leftover
@@ -106,7 +107,19 @@ def build_app(settings: Settings, observer: EngineObserver | None = None) -> App
                 machine.append(machine_pool(slots, discover_gpus(gpus)))
         return LocalExecutor(pool=machine[0])
 
-    factories: dict[str, Callable[[], Executor]] = {"local": make_local}
+    def make_ray() -> Executor:
+        from signoff.executors.ray import RayExecutor, ray_missing
+
+        if (missing := ray_missing()) is not None:
+            raise ExecutionError(missing)
+        return RayExecutor(
+            settings.ray_address,
+            settings.resolved_artifacts_url,
+            settings.ray_placement_timeout,
+            open_store=open_artifact_store,
+        )
+
+    factories: dict[str, Callable[[], Executor]] = {"local": make_local, "ray": make_ray}
 
     def make_executor() -> Executor:
         return RoutingExecutor(settings.executor, factories)

@@ -1,4 +1,4 @@
-"""Executors: where task commands run (local subprocesses now; Ray later)."""
+"""Executors: where task commands run (local subprocesses, or a Ray cluster)."""
 
 from signoff.executors.local import LocalExecutor
 

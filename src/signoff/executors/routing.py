@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 
 from signoff.domain.ports_execution import Executor, TaskExecution, TaskOutcome
 from signoff.domain.specs import Resources
+from signoff.errors import SignoffError
 
 __all__ = ["RoutingExecutor"]
 
@@ -31,6 +32,7 @@ class RoutingExecutor:
         self._factories = dict(factories)
         self._built: dict[str, Executor] = {}
         self._owner: dict[str, str] = {}  # task run id -> executor name
+        self._broken: dict[str, str] = {}  # executor name -> why it could not be built
         self._lock = threading.Lock()
 
     def _name(self, name: str | None) -> str:
@@ -44,10 +46,17 @@ class RoutingExecutor:
             return executor
 
     def _missing(self, name: str) -> str | None:
-        if name in self._factories:
-            return None
-        known = ", ".join(sorted(self._factories))
-        return f"executor {name!r} is not available here (known: {known})"
+        if name not in self._factories:
+            known = ", ".join(sorted(self._factories))
+            return f"executor {name!r} is not available here (known: {known})"
+        if name in self._broken:
+            return self._broken[name]
+        try:  # built on first use; one that cannot be (Ray not installed) refuses its tasks
+            self._get(name)
+        except SignoffError as exc:
+            self._broken[name] = str(exc)
+            return self._broken[name]
+        return None
 
     def refusal(self, resources: Resources) -> str | None:
         name = self._name(resources.executor)

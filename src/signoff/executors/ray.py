@@ -18,6 +18,7 @@ outcome like any other failure.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import queue
@@ -357,12 +358,18 @@ class _Follow:
 
 
 class _Session:
-    """The process's one Ray connection, shared by every RayExecutor (one per driven run)."""
+    """The process's one Ray connection, shared by every RayExecutor (one per driven run).
+
+    A connection to a cluster is closed when the last run using it ends or waits at a gate.
+    A local Ray this process started is kept until the process exits: starting one costs
+    seconds, and a worker driving run after run would pay it for every run.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._users = 0
         self._started = False  # this process initialised Ray, so it shuts it down
+        self._local = False  # ... and it is a local Ray, kept for the process's life
 
     def acquire(self, address: str | None) -> None:
         import ray
@@ -375,6 +382,8 @@ class _Session:
                         log_to_driver=False,
                         logging_level=logging.WARNING,
                     )
+                    self._local = True
+                    atexit.register(ray.shutdown)
                 else:
                     ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
                 self._started = True
@@ -385,7 +394,7 @@ class _Session:
 
         with self._lock:
             self._users -= 1
-            if self._users == 0 and self._started:
+            if self._users == 0 and self._started and not self._local:
                 ray.shutdown()
                 self._started = False
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from raycluster import RayCluster
+from raycluster import RayCluster, ray_cluster  # noqa: F401  the shared cluster fixture
 
 from signoff.domain.records import RunRecord, TaskRunRecord
 from signoff.domain.states import RunState, TaskRunState

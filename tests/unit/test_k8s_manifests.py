@@ -8,6 +8,8 @@ broken on purpose show that those checks refuse an unknown field and a wrong typ
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from typing import Any
 
 import jsonschema
@@ -30,6 +32,7 @@ from signoff.deployment.manifests import (
 )
 from signoff.domain.records import EndpointRecord, ModelVersionRecord
 from signoff.domain.specs import Resources
+from signoff.errors import SignoffError
 
 STABLE = ModelVersionRecord(
     "m1", "churn", 7, "sklearn", "/models/churn/7", "ab" * 32, [], {}, {}, "r", "t", 1.0
@@ -38,6 +41,9 @@ CANARY = ModelVersionRecord(
     "m2", "churn", 8, "sklearn", "/models/churn/8", "cd" * 32, [], {}, {}, "r", "t", 2.0
 )
 IMAGE = "registry.example/ml/signoff:0.1.0"
+FILES = {"model.pkl": "11" * 32, "signoff-model.json": "22" * 32}
+CANARY_FILES = {"model.pkl": "33" * 32, "signoff-model.json": "44" * 32}
+S3 = {"artifacts_url": "s3://models/signoff", "model_files": FILES}
 
 
 def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -65,8 +71,8 @@ def _export(fmt: ExportFormat, **options: Any) -> list[dict[str, Any]]:
 
 VARIANTS = {
     "local": {},
-    "s3": {"artifacts_url": "s3://models/signoff"},
-    "canary": {"artifacts_url": "s3://models/signoff", "canary": CANARY, "canary_traffic": 10},
+    "s3": S3,
+    "canary": {**S3, "canary": CANARY, "canary_traffic": 10, "canary_files": CANARY_FILES},
     "resources": {"resources": Resources(cpu=0.5, gpu=1, memory_mb=2048), "replicas": 3},
 }
 FORMATS = [ExportFormat.DEPLOYMENT, ExportFormat.KSERVE, ExportFormat.RAYSERVICE]
@@ -89,10 +95,10 @@ def test_every_endpoint_manifest_passes_its_schema(fmt: ExportFormat, variant: s
 def test_the_yaml_text_parses_back_to_the_same_objects() -> None:
     ep = EndpointRecord("Churn_EU", "http://127.0.0.1:1", 1, None, "m1", "serving", 1.0)
     for fmt in FORMATS:
-        text = build_manifests(ep, STABLE, fmt, image=IMAGE, artifacts_url="s3://b/p")
+        text = build_manifests(ep, STABLE, fmt, image=IMAGE, **S3)
         assert "&id" not in text  # no YAML anchors
         docs = list(YAML(typ="safe").load_all(text))
-        assert docs == _export(fmt, artifacts_url="s3://b/p")
+        assert docs == _export(fmt, **S3)
         assert text.startswith(f"# signoff endpoint Churn_EU: model version {STABLE.label}\n")
 
 
@@ -117,18 +123,21 @@ def test_deployment_probes_the_endpoints_health_route_and_uses_task_resources() 
     assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
 
 
-def test_a_remote_store_is_fetched_by_digest_before_the_endpoint_starts() -> None:
-    (deployment, _) = _export(ExportFormat.DEPLOYMENT, artifacts_url="s3://models/signoff")
+def test_a_remote_store_is_fetched_file_by_file_before_the_endpoint_starts() -> None:
+    (deployment, _) = _export(ExportFormat.DEPLOYMENT, **S3)
     pod = deployment["spec"]["template"]["spec"]
     (fetch,) = pod["initContainers"]
     env = {e["name"]: e.get("value") for e in fetch["env"]}
     assert env["SIGNOFF_ARTIFACTS_URL"] == "s3://models/signoff"
     assert env["SIGNOFF_MODEL_DIGEST"] == STABLE.digest
-    assert "fetch_tree" in fetch["command"][-1]
+    assert json.loads(env["SIGNOFF_MODEL_FILES"]) == FILES
+    assert "store.fetch(digest" in fetch["command"][-1]
     assert {"name": "model", "emptyDir": {}} in pod["volumes"]
     annotations = deployment["metadata"]["annotations"]
     assert annotations["signoff.dev/artifacts-url"] == "s3://models/signoff"
     assert annotations["signoff.dev/model-digest"] == STABLE.digest
+    manifest = json.dumps({"files": FILES}, sort_keys=True, separators=(",", ":")).encode()
+    assert annotations["signoff.dev/model-files"] == hashlib.sha256(manifest).hexdigest()
     local, _ = _export(ExportFormat.DEPLOYMENT)
     assert "initContainers" not in local["spec"]["template"]["spec"]
     assert local["metadata"]["annotations"]["signoff.dev/model-source"] == STABLE.path
@@ -147,19 +156,30 @@ def test_kserve_canary_serves_the_new_version_at_its_share() -> None:
 
 def test_rayservice_names_the_serve_application_and_the_model() -> None:
     (ray,) = _export(
-        ExportFormat.RAYSERVICE, artifacts_url="s3://m/p", canary=CANARY, canary_traffic=5
+        ExportFormat.RAYSERVICE, **S3, canary=CANARY, canary_traffic=5, canary_files=CANARY_FILES
     )
     config = load_serve_config(ray["spec"]["serveConfigV2"])
     (application,) = config["applications"]
     assert application["import_path"] == RAY_SERVE_APP == "signoff.serving.ray_app:app"
     assert application["args"]["digest"] == STABLE.digest
-    assert application["args"]["artifacts_url"] == "s3://m/p"
+    assert application["args"]["artifacts_url"] == "s3://models/signoff"
+    assert application["args"]["files"] == FILES
     assert application["args"]["canary"] == {
         "model_version": CANARY.label,
         "digest": CANARY.digest,
         "traffic": 5,
+        "files": CANARY_FILES,
     }
     assert ray["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["groupName"] == "endpoint"
+
+
+def test_a_remote_store_without_the_model_files_is_refused() -> None:
+    with pytest.raises(SignoffError, match="needs the files of every version"):
+        _export(ExportFormat.DEPLOYMENT, artifacts_url="s3://b/p")
+    with pytest.raises(SignoffError, match="needs the files of every version"):
+        _export(ExportFormat.KSERVE, **S3, canary=CANARY, canary_traffic=10)
+    with pytest.raises(SignoffError, match=r"1\.\.99 percent"):
+        _export(ExportFormat.KSERVE, canary=CANARY, canary_traffic=100)
 
 
 # ----------------------------------------------------- broken on purpose: the checks bite
@@ -225,7 +245,7 @@ BREAKAGES = [
 
 @pytest.mark.parametrize(("what", "fmt", "breaking"), BREAKAGES, ids=[b[0] for b in BREAKAGES])
 def test_a_broken_manifest_is_refused(what: str, fmt: ExportFormat, breaking: Any) -> None:
-    doc = copy.deepcopy(_export(fmt, artifacts_url="s3://m/p")[0])
+    doc = copy.deepcopy(_export(fmt, **S3)[0])
     check_document(doc)  # sound before the change
     breaking(doc)
     refused = (kubernetes_validate.ValidationError, jsonschema.ValidationError)
@@ -306,7 +326,7 @@ def test_secrets_are_never_inline() -> None:
                 assert "value" not in env[name]
                 assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "signoff", "key": key}
     for fmt in FORMATS:
-        for doc in _export(fmt, artifacts_url="s3://b/p"):
+        for doc in _export(fmt, **S3):
             for container in _containers(doc):
                 for e in container.get("env", []):
                     if e["name"] == "SIGNOFF_DATABASE_URL":

@@ -331,12 +331,18 @@ def endpoints_export(
             raise SignoffError(f"endpoint {endpoint} serves no model version yet")
         model, canary, traffic, resources = _serving_state(app_, ep)
         url = settings.resolved_artifacts_url
+        files = _model_files(app_, model)
+        canary_files = _model_files(app_, canary) if canary is not None else None
+        remote = is_remote_store(url) and files is not None
+        remote = remote and (canary is None or canary_files is not None)
         text = build_manifests(
             ep,
             model,
             format_,
             image=pinned,
-            artifacts_url=url if is_remote_store(url) else None,
+            artifacts_url=url if remote else None,
+            model_files=files,
+            canary_files=canary_files,
             canary=canary,
             canary_traffic=traffic,
             resources=resources,
@@ -373,6 +379,23 @@ def _serving_state(
     if placed is not None and placed.run_id is not None:
         resources = _deploy_resources(app_, placed.run_id, ep.name)
     return model, canary, traffic, resources
+
+
+def _model_files(app_: App, model: ModelVersionRecord) -> dict[str, str] | None:
+    """Each file of the model's folder (relative path -> sha256), from its task run's records.
+
+    The records name files relative to the task run's output folder; the model folder is
+    the longest tail of ``model.path`` that some of them sit under. None when the version
+    has no stored files (registered from a folder outside a run).
+    """
+    records = app_.store.list_artifacts(model.task_run_id)
+    parts = Path(model.path).parts
+    for start in range(1, len(parts)):
+        prefix = "/".join(parts[start:]) + "/"
+        found = {r.path[len(prefix) :]: r.sha256 for r in records if r.path.startswith(prefix)}
+        if found:
+            return found
+    return None
 
 
 def _deploy_resources(app_: App, run_id: str, endpoint: str) -> Resources | None:

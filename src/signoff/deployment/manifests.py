@@ -10,7 +10,10 @@ mounted from a volume the operator fills.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -48,11 +51,21 @@ RAY_SERVE_APP = "signoff.serving.ray_app:app"
 PLACEHOLDER = "REPLACE-ME"
 HOME = "/var/lib/signoff"
 TMP = "/tmp"  # noqa: S108 - the pod's own emptyDir volume, needed with a read-only root
-_FETCH = (
-    "import os, pathlib; from signoff.artifacts import open_artifact_store; "
-    "open_artifact_store(os.environ['SIGNOFF_ARTIFACTS_URL'])"
-    ".fetch_tree(os.environ['SIGNOFF_MODEL_DIGEST'], pathlib.Path(os.environ['SIGNOFF_MODEL_DIR']))"
-)
+_FETCH = """\
+import json, os, pathlib
+from signoff.artifacts import open_artifact_store
+store = open_artifact_store(os.environ["SIGNOFF_ARTIFACTS_URL"])
+root = pathlib.Path(os.environ["SIGNOFF_MODEL_DIR"])
+for rel, digest in json.loads(os.environ["SIGNOFF_MODEL_FILES"]).items():
+    parts = pathlib.PurePosixPath(rel).parts
+    if rel.startswith("/") or ".." in parts:
+        raise SystemExit(f"refusing model file path {rel!r}")
+    target = root.joinpath(*parts)
+    store.fetch(digest, target.parent, target.name)  # checked against its sha256
+print(f"fetched {os.environ['SIGNOFF_MODEL_DIGEST']} into {root}")
+"""
+"""The init container's program: each file of the model folder by its sha256, then the
+endpoint checks the whole folder against the version's digest before loading it."""
 
 
 class ExportFormat(StrEnum):
@@ -71,6 +84,8 @@ class EndpointExport:
     ``artifacts_url`` is set only for a remote artifact store (the pod fetches the model
     from it); ``canary`` is the version taking ``canary_traffic`` percent, if any;
     ``resources`` come from the deploy task that put the version in service.
+    ``model_files`` / ``canary_files`` map each file of a version's folder (relative path)
+    to its sha256 in the store: what the pod fetches (needed with ``artifacts_url``).
     """
 
     endpoint: str
@@ -84,6 +99,8 @@ class EndpointExport:
     ray_version: str = "2.60.0"
     artifacts_secret: str = "signoff-artifacts"  # noqa: S105 - the name of a Secret, not its value
     store_secret: str = "signoff"  # noqa: S105 - the name of a Secret, not its value
+    model_files: Mapping[str, str] | None = None
+    canary_files: Mapping[str, str] | None = None
 
 
 def is_remote_store(url: str) -> bool:
@@ -109,6 +126,12 @@ def build_manifests(
 def endpoint_documents(spec: EndpointExport, fmt: ExportFormat) -> list[dict[str, Any]]:
     """The Kubernetes objects of ``spec`` in format ``fmt`` (plain dicts, ready to dump)."""
     check_image(spec.image)
+    if spec.artifacts_url and (
+        spec.model_files is None or (spec.canary is not None and spec.canary_files is None)
+    ):
+        raise SignoffError(
+            "a remote artifact store needs the files of every version served (model_files)"
+        )
     if spec.canary is not None and not 0 < spec.canary_traffic < 100:
         raise SignoffError(f"a canary's traffic must be 1..99 percent, not {spec.canary_traffic}")
     if fmt is ExportFormat.KSERVE:
@@ -130,6 +153,7 @@ def _metadata(spec: EndpointExport, model: ModelVersionRecord) -> dict[str, Any]
     }
     if spec.artifacts_url:
         annotations["signoff.dev/artifacts-url"] = spec.artifacts_url
+        annotations["signoff.dev/model-files"] = _files_address(_files_of(spec, model))
     return {
         "name": name,
         "labels": {
@@ -141,6 +165,20 @@ def _metadata(spec: EndpointExport, model: ModelVersionRecord) -> dict[str, Any]
         },
         "annotations": annotations,
     }
+
+
+def _files_of(spec: EndpointExport, model: ModelVersionRecord) -> dict[str, str]:
+    files = spec.canary_files if model is spec.canary else spec.model_files
+    return dict(sorted((files or {}).items()))
+
+
+def _files_json(files: Mapping[str, str]) -> str:
+    return json.dumps({"files": dict(sorted(files.items()))}, sort_keys=True, separators=(",", ":"))
+
+
+def _files_address(files: Mapping[str, str]) -> str:
+    """The digest of the folder's manifest in the artifact store (canonical JSON)."""
+    return hashlib.sha256(_files_json(files).encode()).hexdigest()
 
 
 def _model_dir(fmt: ExportFormat, spec: EndpointExport) -> str:
@@ -203,6 +241,7 @@ def _fetch_container(spec: EndpointExport, model: ModelVersionRecord, model_dir:
             {"name": "SIGNOFF_ARTIFACTS_URL", "value": spec.artifacts_url},
             {"name": "SIGNOFF_MODEL_DIGEST", "value": model.digest},
             {"name": "SIGNOFF_MODEL_DIR", "value": model_dir},
+            {"name": "SIGNOFF_MODEL_FILES", "value": json.dumps(_files_of(spec, model))},
         ],
         "envFrom": [{"secretRef": {"name": spec.artifacts_secret, "optional": True}}],
         "volumeMounts": [{"name": "model", "mountPath": model_dir}, *_scratch_mounts()],
@@ -328,6 +367,7 @@ def _serve_config(spec: EndpointExport, model_dir: str) -> str:
     }
     if spec.artifacts_url:
         args["artifacts_url"] = spec.artifacts_url
+        args["files"] = _files_of(spec, spec.model)
     else:
         args["model_dir"] = model_dir
     if spec.canary is not None:
@@ -336,6 +376,8 @@ def _serve_config(spec: EndpointExport, model_dir: str) -> str:
             "digest": spec.canary.digest,
             "traffic": spec.canary_traffic,
         }
+        if spec.artifacts_url:
+            args["canary"]["files"] = _files_of(spec, spec.canary)
     actor: dict[str, Any] = {"num_cpus": spec.resources.cpu if spec.resources else 1}
     if spec.resources and spec.resources.gpu:
         actor["num_gpus"] = spec.resources.gpu
@@ -430,7 +472,7 @@ def _header(spec: EndpointExport, fmt: ExportFormat) -> str:
     if fmt is ExportFormat.RAYSERVICE:
         lines.append(f"the serve application is {RAY_SERVE_APP} (docs/kubernetes.md)")
     if spec.artifacts_url:
-        lines.append(f"the pod fetches the model from {spec.artifacts_url} by its digest")
+        lines.append(f"the pod fetches each model file from {spec.artifacts_url} by its sha256")
     elif fmt is ExportFormat.KSERVE:
         lines.append(f"{PLACEHOLDER}: put the model folder {spec.model.path} at STORAGE_URI")
     else:

@@ -52,6 +52,7 @@ GROUPS = {
     "users": ["add", "list", "token"],
     "groups": ["add"],
     "audit": ["verify", "show"],
+    "kube": ["manifests"],
 }
 
 # Prints the command tree of signoff.cli.commands.app, imported first and alone.

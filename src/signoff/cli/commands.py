@@ -14,6 +14,7 @@ from signoff.cli import (
     decide_commands,
     flow_commands,
     gate_commands,
+    kube_commands,
     login_commands,
     model_commands,
     review_commands,
@@ -56,6 +57,7 @@ def build_cli() -> typer.Typer:
         ("users", gate_commands.users_app),
         ("groups", gate_commands.groups_app),
         ("audit", gate_commands.audit_app),
+        ("kube", kube_commands.kube_app),
     )
     for name, group in groups:
         cli.add_typer(group, name=name)

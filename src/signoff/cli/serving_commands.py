@@ -9,28 +9,27 @@ and one recorded deployment per change.
 
 from __future__ import annotations
 
-import importlib.metadata
-import io
-import re
 import sys
 import time
 from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
-from ruamel.yaml import YAML
 
+from signoff._version import __version__
 from signoff.bootstrap import App, build_app
 from signoff.cli import views
 from signoff.cli.auth import identify
 from signoff.cli.console import JsonOpt, err, out, print_json, read_settings, settings_user
 from signoff.deployment import Deployer, approval_of, resolve_model_version, why_unapproved
+from signoff.deployment.kube import check_image, default_image
+from signoff.deployment.manifests import ExportFormat, build_manifests, is_remote_store
 from signoff.domain.names import check_endpoint_name
-from signoff.domain.records import EndpointRecord, ModelVersionRecord
+from signoff.domain.records import DeploymentKind, EndpointRecord, ModelVersionRecord
+from signoff.domain.specs import Resources
 from signoff.engine.engine import new_id
 from signoff.errors import NotFoundError, SignoffError
 from signoff.views import inventory
@@ -45,9 +44,6 @@ ActorOpt = Annotated[
         "--as", help="Who does it: an admin (default: SIGNOFF_USER or your login), recorded."
     ),
 ]
-_CONTAINER_PORT = 8080
-_IMAGE = "python:3.11-slim"
-_PLACEHOLDER = "REPLACE-ME"
 
 
 def register(cli: typer.Typer) -> None:
@@ -298,34 +294,60 @@ def endpoints_history(
 
 
 # ---------------------------------------------------------------------- export
-class ExportFormat(StrEnum):
-    """Manifest kinds ``endpoints export`` writes."""
-
-    KUBERNETES = "kubernetes"
-    KSERVE = "kserve"
-
-
 @endpoints_app.command("export")
 def endpoints_export(
     endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
     format_: Annotated[
-        ExportFormat, typer.Option("--format", help="kubernetes (Deployment + Service) or kserve.")
-    ] = ExportFormat.KUBERNETES,
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="deployment (Deployment + Service; 'kubernetes' is the same), kserve "
+            "(InferenceService) or rayservice (KubeRay RayService).",
+        ),
+    ] = ExportFormat.DEPLOYMENT,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            "--image",
+            help=f"Container image with signoff installed, pinned to a tag or digest "
+            f"[default: {default_image(__version__)}].",
+        ),
+    ] = None,
+    replicas: Annotated[int, typer.Option("--replicas", min=1, max=1000)] = 1,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
 ) -> None:
-    """Write manifests that serve ENDPOINT's current model version elsewhere (YAML)."""
+    """Write manifests that serve ENDPOINT's current model version on Kubernetes (YAML)."""
     check_endpoint_name(endpoint)
-    app_ = build_app(read_settings())
+    pinned = check_image(image or default_image(__version__))
+    settings = read_settings()
+    app_ = build_app(settings)
     try:
         ep = app_.store.get_endpoint(endpoint)
         if ep is None:
             raise NotFoundError(f"no endpoint {endpoint!r}")
         if ep.model_version_id is None:
             raise SignoffError(f"endpoint {endpoint} serves no model version yet")
-        model = app_.store.get_model_version(ep.model_version_id)
-        text = build_manifests(ep, model, format_)
+        model, canary, traffic, resources = _serving_state(app_, ep)
+        url = settings.resolved_artifacts_url
+        files = _model_files(app_, model)
+        canary_files = _model_files(app_, canary) if canary is not None else None
+        remote = is_remote_store(url) and files is not None
+        remote = remote and (canary is None or canary_files is not None)
+        text = build_manifests(
+            ep,
+            model,
+            format_,
+            image=pinned,
+            artifacts_url=url if remote else None,
+            model_files=files,
+            canary_files=canary_files,
+            canary=canary,
+            canary_traffic=traffic,
+            resources=resources,
+            replicas=replicas,
+        )
     finally:
         app_.close()
     if output is None:
@@ -336,143 +358,51 @@ def endpoints_export(
         out.print(Text(message))
 
 
-def build_manifests(ep: EndpointRecord, model: ModelVersionRecord, fmt: ExportFormat) -> str:
-    """YAML documents serving ``model`` with ``python -m signoff.serving`` in a container.
+def _serving_state(
+    app_: App, ep: EndpointRecord
+) -> tuple[ModelVersionRecord, ModelVersionRecord | None, int, Resources | None]:
+    """The stable version, the canary and its share (if any), and the deploy task's resources."""
+    rows = app_.store.list_deployments(ep.name)
+    last = rows[-1] if rows else None
+    stable_id = ep.model_version_id
+    canary: ModelVersionRecord | None = None
+    traffic = 0
+    if last is not None and last.kind is DeploymentKind.CANARY and last.previous_model_version_id:
+        canary = app_.store.get_model_version(last.model_version_id)
+        traffic = last.traffic
+        stable_id = last.previous_model_version_id
+    if stable_id is None:
+        raise SignoffError(f"endpoint {ep.name} serves no model version yet")
+    model = app_.store.get_model_version(stable_id)
+    resources = None
+    placed = next((r for r in reversed(rows) if r.model_version_id == stable_id), last)
+    if placed is not None and placed.run_id is not None:
+        resources = _deploy_resources(app_, placed.run_id, ep.name)
+    return model, canary, traffic, resources
 
-    The model folder itself is not in the manifests: it is mounted from a volume
-    (Kubernetes) or fetched from a storage URI (KServe), both marked ``REPLACE-ME``. The
-    endpoint checks the folder's digest at start and refuses any other files.
+
+def _model_files(app_: App, model: ModelVersionRecord) -> dict[str, str] | None:
+    """Each file of the model's folder (relative path -> sha256), from its task run's records.
+
+    The records name files relative to the task run's output folder; the model folder is
+    the longest tail of ``model.path`` that some of them sit under. None when the version
+    has no stored files (registered from a folder outside a run).
     """
-    name = _dns_name(f"signoff-{ep.name}")
-    metadata = {
-        "name": name,
-        "labels": {
-            "app.kubernetes.io/name": "signoff-endpoint",
-            "app.kubernetes.io/instance": name,
-            "signoff.dev/endpoint": _label_value(ep.name),
-            "signoff.dev/model-version": _label_value(model.label),
-        },
-        "annotations": {
-            "signoff.dev/endpoint": ep.name,
-            "signoff.dev/model-version": model.label,
-            "signoff.dev/model-version-id": model.id,
-            "signoff.dev/model-digest": model.digest,
-            "signoff.dev/model-source": model.path,
-        },
-    }
-    kserve = fmt is ExportFormat.KSERVE
-    model_dir = "/mnt/models" if kserve else "/models/model"
-    container: dict[str, Any] = {
-        "name": "kserve-container" if kserve else "endpoint",
-        "image": _IMAGE,
-        "command": ["sh", "-c", _start_script(ep.name, model, model_dir)],
-        "ports": [{"containerPort": _CONTAINER_PORT, "name": "http", "protocol": "TCP"}],
-        "readinessProbe": {
-            "httpGet": {"path": "/health", "port": _CONTAINER_PORT},
-            "periodSeconds": 5,
-        },
-    }
-    if kserve:
-        docs = _kserve_documents(metadata, container)
-        where = "the storage URI in STORAGE_URI (KServe copies it to /mnt/models)"
-    else:
-        docs = _deployment_documents(metadata, container, model_dir)
-        where = f"the volume claim {_PLACEHOLDER}-model-folder (mounted at {model_dir})"
-    header = (
-        f"# signoff endpoint {ep.name}: model version {model.label}\n"
-        f"# digest {model.digest}\n"
-        f"# {_PLACEHOLDER}: put the model folder {model.path} at {where};\n"
-        "# the endpoint checks its digest at start and refuses any other files.\n"
-    )
-    return header + _yaml_documents(docs)
+    records = app_.store.list_artifacts(model.task_run_id)
+    parts = Path(model.path).parts
+    for start in range(1, len(parts)):
+        prefix = "/".join(parts[start:]) + "/"
+        found = {r.path[len(prefix) :]: r.sha256 for r in records if r.path.startswith(prefix)}
+        if found:
+            return found
+    return None
 
 
-def _kserve_documents(metadata: dict[str, Any], container: dict[str, Any]) -> list[Any]:
-    """An InferenceService whose one container fetches the model from ``STORAGE_URI``."""
-    container["env"] = [
-        {"name": "STORAGE_URI", "value": f"{_PLACEHOLDER}: s3://bucket/path/to/model-folder"}
-    ]
-    return [
-        {
-            "apiVersion": "serving.kserve.io/v1beta1",
-            "kind": "InferenceService",
-            "metadata": metadata,
-            "spec": {"predictor": {"containers": [container]}},
-        }
-    ]
-
-
-def _deployment_documents(
-    metadata: dict[str, Any], container: dict[str, Any], model_dir: str
-) -> list[Any]:
-    """A Deployment mounting the model folder from a volume claim, and its Service."""
-    container["livenessProbe"] = {
-        "httpGet": {"path": "/health", "port": _CONTAINER_PORT},
-        "initialDelaySeconds": 120,
-        "periodSeconds": 10,
-    }
-    container["volumeMounts"] = [{"name": "model", "mountPath": model_dir, "readOnly": True}]
-    selector = {"app.kubernetes.io/instance": metadata["name"]}
-    claim = {"claimName": f"{_PLACEHOLDER}-model-folder", "readOnly": True}
-    pod = {
-        "metadata": {"labels": metadata["labels"], "annotations": metadata["annotations"]},
-        "spec": {
-            "containers": [container],
-            "volumes": [{"name": "model", "persistentVolumeClaim": claim}],
-        },
-    }
-    return [
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": metadata,
-            "spec": {"replicas": 1, "selector": {"matchLabels": selector}, "template": pod},
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": metadata,
-            "spec": {
-                "selector": selector,
-                "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
-            },
-        },
-    ]
-
-
-def _yaml_documents(docs: list[Any]) -> str:
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    yaml.width = 4096  # keep the start command on one line
-    buffer = io.StringIO()
-    yaml.dump_all(docs, buffer)
-    return buffer.getvalue()
-
-
-def _start_script(name: str, model: ModelVersionRecord, model_dir: str) -> str:
-    try:
-        version = importlib.metadata.version("signoff")
-    except importlib.metadata.PackageNotFoundError:
-        version = "0.1.0"
-    return (
-        f"pip install --no-cache-dir 'signoff[ml]=={version}' && "
-        f"exec python -m signoff.serving --name {_shell_word(name)} "
-        f"--model-dir {model_dir} --digest {model.digest} "
-        f"--model-version {_shell_word(model.label)} --port {_CONTAINER_PORT} --host 0.0.0.0"
-    )
-
-
-def _shell_word(text: str) -> str:
-    return "'" + text.replace("'", "'\"'\"'") + "'"
-
-
-def _dns_name(text: str) -> str:
-    """A Kubernetes object name: lower case letters, digits and '-', at most 63 characters."""
-    name = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
-    return name[:63].rstrip("-") or "signoff-endpoint"
-
-
-def _label_value(text: str) -> str:
-    """A label value: letters, digits, '-', '_', '.', at most 63, alphanumeric at both ends."""
-    value = re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:63]
-    return value.strip("-_.") or "unnamed"
+def _deploy_resources(app_: App, run_id: str, endpoint: str) -> Resources | None:
+    """The ``resources:`` of the deploy task of ``run_id`` that targets ``endpoint``."""
+    run = app_.store.get_run(run_id)
+    flow = app_.store.get_flow(run.flow_hash)
+    for task in flow.tasks:
+        if task.deploy is not None and task.deploy.endpoint == endpoint:
+            return task.resources
+    return None

@@ -80,7 +80,10 @@ class FsspecArtifactStore:
     def _open(self) -> tuple[Any, str]:
         try:
             fsspec_core = importlib.import_module("fsspec.core")
-            fs, root = fsspec_core.url_to_fs(self.url, **self._options)
+            # An instance of its own: fsspec's cache keys on the options, not on what the
+            # client reads from the environment (AWS_ENDPOINT_URL, credentials), so a cached
+            # one could talk to another endpoint than the one this store was opened for.
+            fs, root = fsspec_core.url_to_fs(self.url, skip_instance_cache=True, **self._options)
         except ImportError as exc:
             extra = _EXTRAS.get(self.protocol, "s3")
             raise ObjectStoreError(
